@@ -1,0 +1,127 @@
+import { digestOf } from '../canonical.js';
+import type { DesiredInfrastructureState } from '../state/record.js';
+import type { TenantParseResult } from '../tenant/types.js';
+import { parseTenantFile, tenantIdFromPath } from '../tenant/validate.js';
+
+export const TENANTS_DIR = 'tenants';
+
+/** The part of the git store the loader needs (so it can be tested and benchmarked alone). */
+export interface TreeReader {
+  listFiles(commit: string, dir: string): Promise<Array<{ path: string; oid: string }>>;
+  changedFiles(from: string | null, to: string, dir: string): Promise<Array<{ path: string; oldOid: string | null; newOid: string | null }>>;
+  readBlob(oid: string): Promise<string>;
+}
+
+export interface DesiredChange {
+  tenantId: string;
+  /** The new desired state, or null when the file is gone. */
+  desired: DesiredInfrastructureState | null;
+}
+
+/**
+ * Builds DesiredInfrastructureState from the tenants repository. Parsed files are cached by
+ * blob id (the same content at another commit is never parsed again), and a new commit is
+ * handled by diffing trees: files whose blob did not change are never read.
+ */
+export class DesiredStateLoader {
+  private readonly parsed = new Map<string, TenantParseResult & { digest: string | null }>();
+  private readonly current = new Map<string, DesiredInfrastructureState>();
+  private head: string | null = null;
+
+  constructor(private readonly git: TreeReader) {}
+
+  get commit(): string | null {
+    return this.head;
+  }
+
+  get(tenantId: string): DesiredInfrastructureState | null {
+    return this.current.get(tenantId) ?? null;
+  }
+
+  all(): DesiredInfrastructureState[] {
+    return [...this.current.values()].sort((a, b) => (a.tenantId < b.tenantId ? -1 : 1));
+  }
+
+  get size(): number {
+    return this.current.size;
+  }
+
+  /** Read every tenant file at `commit` (a cold start). */
+  async loadAll(commit: string): Promise<DesiredChange[]> {
+    const files = await this.git.listFiles(commit, TENANTS_DIR);
+    const before = new Set(this.current.keys());
+    const changes: DesiredChange[] = [];
+    const seen = new Set<string>();
+    for (const f of files) {
+      const tenantId = tenantIdFromPath(f.path);
+      if (!tenantId) continue;
+      seen.add(tenantId);
+      const prev = this.current.get(tenantId);
+      if (prev && prev.blobOid === f.oid) continue;
+      const desired = await this.build(tenantId, f.path, f.oid, commit);
+      if (prev) this.forget(prev);
+      this.current.set(tenantId, desired);
+      changes.push({ tenantId, desired });
+    }
+    for (const tenantId of before) {
+      if (!seen.has(tenantId)) {
+        this.forget(this.current.get(tenantId));
+        this.current.delete(tenantId);
+        changes.push({ tenantId, desired: null });
+      }
+    }
+    this.head = commit;
+    return changes;
+  }
+
+  /** Move to `commit`, reading only tenant files whose blob changed since the current head. */
+  async advance(commit: string): Promise<DesiredChange[]> {
+    if (this.head === null) return this.loadAll(commit);
+    if (commit === this.head) return [];
+    const changed = await this.git.changedFiles(this.head, commit, TENANTS_DIR);
+    const changes: DesiredChange[] = [];
+    for (const c of changed) {
+      const tenantId = tenantIdFromPath(c.path);
+      if (!tenantId) continue;
+      if (c.newOid === null) {
+        // A rename shows as delete + add of two ids; a .yml/.yaml twin of the same id keeps it.
+        const twin = this.current.get(tenantId);
+        if (twin && twin.file !== c.path) continue;
+        this.forget(twin);
+        this.current.delete(tenantId);
+        changes.push({ tenantId, desired: null });
+      } else {
+        const desired = await this.build(tenantId, c.path, c.newOid, commit);
+        this.forget(this.current.get(tenantId));
+        this.current.set(tenantId, desired);
+        changes.push({ tenantId, desired });
+      }
+    }
+    this.head = commit;
+    return changes;
+  }
+
+  /** Drop a replaced file's parse from the cache so memory follows the fleet, not its history. */
+  private forget(d: DesiredInfrastructureState | undefined): void {
+    if (d) this.parsed.delete(`${d.file}\0${d.blobOid}`);
+  }
+
+  private async build(tenantId: string, file: string, oid: string, commit: string): Promise<DesiredInfrastructureState> {
+    let parsed = this.parsed.get(`${file}\0${oid}`);
+    if (!parsed) {
+      const text = await this.git.readBlob(oid);
+      const result = parseTenantFile(file, text);
+      parsed = { ...result, digest: result.ok ? digestOf({ metadata: result.tenant.metadata, spec: result.tenant.spec }) : null };
+      this.parsed.set(`${file}\0${oid}`, parsed);
+    }
+    return {
+      tenantId,
+      file,
+      commit,
+      blobOid: oid,
+      specDigest: parsed.digest,
+      document: parsed.ok ? parsed.tenant : null,
+      issues: parsed.ok ? [] : parsed.issues,
+    };
+  }
+}

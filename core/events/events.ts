@@ -1,0 +1,22 @@
+import type { Phase, TenantStatus } from '../phases.js';
+
+interface Base {
+  /** ISO-8601. */
+  time: string;
+}
+
+export type ReconciliationEvent =
+  | (Base & { type: 'SourceFetched'; commit: string; previous: string | null; changedTenants: number })
+  | (Base & { type: 'SourceFailed'; code: string; message: string })
+  | (Base & { type: 'ReconcileStarted'; tenantId: string; operationId: string; operation: string; trigger: string; commit: string | null })
+  | (Base & { type: 'PhaseStarted'; tenantId: string; operationId: string; phase: Phase; status: TenantStatus })
+  | (Base & { type: 'PhaseCompleted'; tenantId: string; operationId: string; phase: Phase; status: TenantStatus; summary: string; durationMs: number })
+  | (Base & { type: 'PhaseFailed'; tenantId: string; operationId: string; phase: Phase; code: string; kind: string; message: string; attempt: number; nextAttemptAt: string | null })
+  | (Base & { type: 'PhaseProgress'; tenantId: string; operationId: string; phase: Phase; message: string; data?: Record<string, unknown> })
+  | (Base & { type: 'StatusChanged'; tenantId: string; from: TenantStatus | null; to: TenantStatus; reason: string })
+  | (Base & { type: 'StatusCommitted'; commit: string; tenants: number })
+  | (Base & { type: 'StatusCommitFailed'; code: string; message: string });
+
+export type ReconciliationEventType = ReconciliationEvent['type'];
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+export type ReconciliationEventInput = DistributiveOmit<ReconciliationEvent, 'time'>;

@@ -1,0 +1,82 @@
+import type { ReconciliationEvent, ReconciliationEventInput } from './events.js';
+
+export type EventSubscriber = (event: ReconciliationEvent) => void;
+
+/**
+ * Fans typed reconciliation events out to any number of subscribers (logs, SSE, metrics).
+ * A subscriber that throws is reported to `onSubscriberError` and never stops the others
+ * or the reconcile that published the event.
+ */
+export class ReconciliationEventPublisher {
+  private readonly subscribers = new Set<EventSubscriber>();
+
+  constructor(
+    private readonly now: () => Date = () => new Date(),
+    private readonly onSubscriberError: (err: unknown) => void = () => undefined,
+  ) {}
+
+  subscribe(fn: EventSubscriber): () => void {
+    this.subscribers.add(fn);
+    return () => {
+      this.subscribers.delete(fn);
+    };
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  publish(input: ReconciliationEventInput): ReconciliationEvent {
+    const event = { ...input, time: this.now().toISOString() } as ReconciliationEvent;
+    for (const fn of this.subscribers) {
+      try {
+        fn(event);
+      } catch (err: unknown) {
+        this.onSubscriberError(err);
+      }
+    }
+    return event;
+  }
+}
+
+/** The default subscriber: one structured JSON line per event. */
+export function jsonLineSubscriber(write: (line: string) => void): EventSubscriber {
+  return (event) => write(`${JSON.stringify({ level: event.type.endsWith('Failed') ? 'error' : 'info', ...event })}\n`);
+}
+
+/** A human-readable line per tenant phase, for the embedded default's console. */
+export function humanLineSubscriber(write: (line: string) => void): EventSubscriber {
+  return (event) => {
+    const t = event.time.slice(11, 19);
+    switch (event.type) {
+      case 'SourceFetched':
+        write(`${t} source  ${event.commit.slice(0, 8)}  ${event.changedTenants} tenant(s) changed\n`);
+        break;
+      case 'SourceFailed':
+        write(`${t} source  FAILED ${event.code}: ${event.message}\n`);
+        break;
+      case 'PhaseStarted':
+        write(`${t} ${event.tenantId.padEnd(20)} ${event.status.padEnd(14)} ${event.phase}\n`);
+        break;
+      case 'PhaseFailed':
+        write(
+          `${t} ${event.tenantId.padEnd(20)} FAILED         ${event.phase}: ${event.code} ${event.message}` +
+            `${event.nextAttemptAt ? ` (retry ${event.attempt} at ${event.nextAttemptAt.slice(11, 19)})` : ''}\n`,
+        );
+        break;
+      case 'StatusChanged':
+        if (['ACTIVE', 'DEPROVISIONED', 'INVALID', 'SUSPENDED'].includes(event.to)) {
+          write(`${t} ${event.tenantId.padEnd(20)} ${event.to.padEnd(14)} ${event.reason}\n`);
+        }
+        break;
+      case 'StatusCommitted':
+        write(`${t} status  committed ${event.commit.slice(0, 8)} (${event.tenants} tenant(s))\n`);
+        break;
+      case 'StatusCommitFailed':
+        write(`${t} status  commit FAILED ${event.code}: ${event.message}\n`);
+        break;
+      default:
+        break;
+    }
+  };
+}

@@ -1,0 +1,315 @@
+/**
+ * GitStore: the tenants repository, read and written with isomorphic-git and never through
+ * the index.
+ *
+ * - Local repositories (a path or file:// URL; bare, or with a work tree) are used in place.
+ * - http(s) repositories are mirrored into `<dataDir>/repo.git` (bare, one branch at a time).
+ *   `sync()` fetches the tracked branch and moves the local `refs/heads/<branch>` to the remote
+ *   head; commits are pushed with a compare-and-swap on the remote head and, when the remote
+ *   moved, rebuilt on the new head (`build` is called again) — never force-pushed.
+ *
+ * Commits are made one at a time per store (an in-process promise-chain mutex; `sync()` takes
+ * it too, so a fetch never moves a ref under a commit in flight). One store per repository
+ * and data directory: two stores (or processes) on the same mirror are not coordinated.
+ *
+ * Committing to a branch other than the tracked one (e.g. a status branch): if that branch does
+ * not exist yet (locally, nor on the remote), it is created from the tracked branch's head —
+ * `build` receives the tracked head and the new commit's parent is that head — so the status
+ * branch shares history with the desired state; an empty tracked branch gives a root commit.
+ */
+import * as nodeFs from 'node:fs';
+import path from 'node:path';
+import * as git from 'isomorphic-git';
+import httpNode from 'isomorphic-git/http/node';
+import { retryable, stalled } from '../errors.js';
+import { atomicWriteFs } from './atomic-fs.js';
+import { errCode, objectError, redact } from './errors.js';
+import { locateLocalRepo, parseRepoSpec } from './location.js';
+import { Mutex } from './mutex.js';
+import { ensureMirror, fetchBranch, pushCommit, type RemoteCtx } from './remote.js';
+import { applyChanges, type WrittenFile } from './tree-write.js';
+import { changedFilesBetween, commitTree, listFilesAt, type RepoCtx } from './tree.js';
+import { isCheckedOut, planPaths, updateWorktree, type WorktreeCtx } from './worktree.js';
+import type {
+  ChangedFile,
+  CommitRequest,
+  CommitResult,
+  GitAuthor,
+  GitLogger,
+  GitStoreOptions,
+  LogEntry,
+  TreeEntryFile,
+} from './types.js';
+
+export type {
+  ChangedFile,
+  CommitRequest,
+  CommitResult,
+  FileChange,
+  GitAuthor,
+  GitLogger,
+  GitStoreOptions,
+  HttpClient,
+  LogEntry,
+  TreeEntryFile,
+} from './types.js';
+
+const DEFAULT_MAX_PUSH_ATTEMPTS = 5;
+
+const noopLogger: GitLogger = { debug: () => undefined, warn: () => undefined };
+
+/** Validate a short branch name (a conservative subset of git-check-ref-format). */
+export function assertBranchName(branch: string): void {
+  const ok =
+    typeof branch === 'string' &&
+    branch.length > 0 &&
+    !branch.startsWith('refs/') &&
+    !branch.includes('..') &&
+    branch.split('/').every((c) => /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(c) && !c.endsWith('.lock') && !c.endsWith('.'));
+  if (!ok) throw stalled('E_GIT_BAD_REF', `invalid branch name ${JSON.stringify(branch)}`, { branch });
+}
+
+interface Prepared {
+  commit: string;
+  parent: string | null;
+  written: WrittenFile[];
+}
+
+export class GitStore {
+  /** true when the repository is an http(s) remote mirrored into the data directory */
+  readonly remote: boolean;
+  /** the tracked branch */
+  readonly branch: string;
+  /** the git directory read and written */
+  readonly gitdir: string;
+  /** the work tree of a local non-bare repository, else null */
+  readonly workdir: string | null;
+
+  private readonly ctx: RepoCtx;
+  private readonly remoteCtx: RemoteCtx | null;
+  private readonly mutex = new Mutex();
+  private readonly now: () => Date;
+  private readonly logger: GitLogger;
+  private readonly committer: GitAuthor | undefined;
+  private readonly maxPushAttempts: number;
+
+  private constructor(
+    opts: GitStoreOptions,
+    ctx: RepoCtx,
+    remoteCtx: RemoteCtx | null,
+    workdir: string | null,
+    logger: GitLogger,
+  ) {
+    this.remote = remoteCtx !== null;
+    this.branch = opts.branch;
+    this.gitdir = ctx.gitdir;
+    this.workdir = workdir;
+    this.ctx = ctx;
+    this.remoteCtx = remoteCtx;
+    this.now = opts.now ?? (() => new Date());
+    this.logger = logger;
+    this.committer = opts.committer;
+    this.maxPushAttempts = Math.max(1, opts.maxPushAttempts ?? DEFAULT_MAX_PUSH_ATTEMPTS);
+  }
+
+  /**
+   * Open the repository: for an http(s) URL, clone it into `<dataDir>/repo.git` unless already
+   * cloned; for a local path, check it is a git repository (E_GIT_REPO_NOT_FOUND otherwise).
+   */
+  static async open(opts: GitStoreOptions): Promise<GitStore> {
+    assertBranchName(opts.branch);
+    const fs = atomicWriteFs(opts.fs ?? nodeFs);
+    const logger = opts.logger ?? noopLogger;
+    const cache = {};
+    const spec = parseRepoSpec(opts.repo);
+    if (spec.kind === 'remote') {
+      const gitdir = path.resolve(opts.dataDir, 'repo.git');
+      const remoteCtx: RemoteCtx = { fs, gitdir, cache, http: opts.http ?? httpNode, url: spec.url, token: opts.token, logger };
+      await ensureMirror(remoteCtx, opts.branch);
+      return new GitStore(opts, { fs, gitdir, cache }, remoteCtx, null, logger);
+    }
+    const local = await locateLocalRepo(fs, spec.path);
+    logger.debug('git: opened local repository', { gitdir: local.gitdir, worktree: local.dir });
+    return new GitStore(opts, { fs, gitdir: local.gitdir, cache }, null, local.dir, logger);
+  }
+
+  /**
+   * Remote: fetch the tracked branch and move the local branch ref to the remote head; local:
+   * resolve the branch. Returns the head, or null when the branch does not exist (yet).
+   * Network failures are retryable E_GIT_FETCH; 401/403 stalled E_GIT_AUTH; 404 stalled E_GIT_REPO_NOT_FOUND.
+   */
+  sync(): Promise<string | null> {
+    return this.mutex.run(async () => {
+      if (!this.remoteCtx) return this.resolveBranch(this.branch);
+      const local = await this.resolveBranch(this.branch);
+      const head = await fetchBranch(this.remoteCtx, this.branch);
+      if (head === null) {
+        if (local !== null) this.logger.warn('git: tracked branch is missing on the remote', { branch: this.branch });
+        return null;
+      }
+      if (head !== local) await this.followRemote(this.branch, head, local);
+      return head;
+    });
+  }
+
+  /** Resolve a ref (branch, full ref, HEAD or oid) to a commit id; null when it does not exist. */
+  async resolve(ref: string): Promise<string | null> {
+    try {
+      return await git.resolveRef({ fs: this.ctx.fs, gitdir: this.ctx.gitdir, ref });
+    } catch (err: unknown) {
+      if (errCode(err) === 'NotFoundError') return null;
+      throw objectError(ref, err);
+    }
+  }
+
+  /** Files directly under `dir` (e.g. 'tenants') at `commit`, sorted by path; [] when `dir` is missing. */
+  listFiles(commit: string, dir: string): Promise<TreeEntryFile[]> {
+    return listFilesAt(this.ctx, commit, dir);
+  }
+
+  /**
+   * Files under `dir` (recursively) that differ between `from` and `to`, sorted by path, found
+   * by comparing tree oids (identical subtrees are not read; blobs are never read). `from` null:
+   * every file is added. A rename shows as a delete and an add.
+   */
+  changedFiles(from: string | null, to: string, dir: string): Promise<ChangedFile[]> {
+    return changedFilesBetween(this.ctx, from, to, dir);
+  }
+
+  /** A blob's content as utf8. */
+  async readBlob(oid: string): Promise<string> {
+    try {
+      const { blob } = await git.readBlob({ fs: this.ctx.fs, gitdir: this.ctx.gitdir, cache: this.ctx.cache, oid });
+      return Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength).toString('utf8');
+    } catch (err: unknown) {
+      throw objectError(oid, err);
+    }
+  }
+
+  /**
+   * Commit file changes to `req.branch` (default: the tracked branch), one writer at a time.
+   * `build(head)` returns the changes against the current head; no changes (or changes that leave
+   * the tree identical) → null, never an empty commit. Remote: pushed, and rebuilt on the new
+   * head when the remote moved (at most `maxPushAttempts` builds, then E_GIT_PUSH_CONFLICT).
+   */
+  commitFiles(req: CommitRequest): Promise<CommitResult | null> {
+    const branch = req.branch ?? this.branch;
+    assertBranchName(branch);
+    return this.mutex.run(() => (this.remoteCtx ? this.commitRemote(this.remoteCtx, branch, req) : this.commitLocal(branch, req)));
+  }
+
+  /** Up to `depth` commits reachable from `ref`, newest first; [] when `ref` does not exist. */
+  async log(ref: string, depth: number): Promise<LogEntry[]> {
+    const oid = await this.resolve(ref);
+    if (oid === null) return [];
+    try {
+      const commits = await git.log({ fs: this.ctx.fs, gitdir: this.ctx.gitdir, cache: this.ctx.cache, ref: oid, depth });
+      return commits.map((c) => ({
+        oid: c.oid,
+        message: c.commit.message.replace(/\n$/, ''),
+        author: { name: c.commit.author.name, email: c.commit.author.email, timestamp: c.commit.author.timestamp },
+      }));
+    } catch (err: unknown) {
+      throw objectError(ref, err);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private resolveBranch(branch: string): Promise<string | null> {
+    return this.resolve(`refs/heads/${branch}`);
+  }
+
+  private async setBranch(branch: string, oid: string): Promise<void> {
+    await git.writeRef({ fs: this.ctx.fs, gitdir: this.ctx.gitdir, ref: `refs/heads/${branch}`, value: oid, force: true });
+  }
+
+  /** Move the mirror's branch to the remote head, warning when that is not a fast-forward. */
+  private async followRemote(branch: string, head: string, local: string | null): Promise<void> {
+    if (local !== null) {
+      let ff: boolean | null = null;
+      try {
+        ff = await git.isDescendent({ fs: this.ctx.fs, gitdir: this.ctx.gitdir, cache: this.ctx.cache, oid: head, ancestor: local, depth: 10000 });
+      } catch {
+        ff = null;
+      }
+      if (ff === false) this.logger.warn('git: remote branch history was rewritten; following it', { branch, from: local, to: head });
+    }
+    await this.setBranch(branch, head);
+    this.logger.debug('git: branch moved', { branch, from: local, to: head });
+  }
+
+  /** Run `build` against `head` and write the blobs, trees and commit (no ref is moved). */
+  private async prepare(head: string | null, req: CommitRequest): Promise<Prepared | null> {
+    const changes = await req.build(head);
+    if (changes.length === 0) return null;
+    const baseTree = head === null ? null : await commitTree(this.ctx, head);
+    const { tree, written } = await applyChanges(this.ctx, baseTree, changes);
+    if (written.length === 0 || tree === baseTree) return null;
+    const timestamp = Math.floor(this.now().getTime() / 1000);
+    const author = { name: req.author.name, email: req.author.email, timestamp, timezoneOffset: 0 };
+    const committer = this.committer ? { ...this.committer, timestamp, timezoneOffset: 0 } : author;
+    const commit = await git.writeCommit({
+      fs: this.ctx.fs,
+      gitdir: this.ctx.gitdir,
+      commit: { message: req.message, tree, parent: head === null ? [] : [head], author, committer },
+    });
+    return { commit, parent: head, written };
+  }
+
+  private async commitLocal(branch: string, req: CommitRequest): Promise<CommitResult | null> {
+    const wt: WorktreeCtx | null = this.workdir ? { ...this.ctx, dir: this.workdir, logger: this.logger } : null;
+    for (let attempt = 1; attempt <= this.maxPushAttempts; attempt++) {
+      const expected = await this.resolveBranch(branch);
+      const head = expected !== null || branch === this.branch ? expected : await this.resolveBranch(this.branch);
+      const p = await this.prepare(head, req);
+      if (!p) return null;
+      const syncWorktree = wt !== null && (await isCheckedOut(wt, branch));
+      const plan = wt && syncWorktree ? await planPaths(wt, p.written) : null;
+      // best effort against another writer of the same repository (e.g. the user's own git)
+      if ((await this.resolveBranch(branch)) !== expected) {
+        this.logger.debug('git: branch moved while committing; rebuilding', { branch, attempt });
+        continue;
+      }
+      await this.setBranch(branch, p.commit);
+      if (wt && plan) await updateWorktree(wt, p.written, plan);
+      this.logger.debug('git: committed', { branch, commit: p.commit, parent: p.parent, files: p.written.length });
+      return { commit: p.commit, parent: p.parent };
+    }
+    throw retryable('E_GIT_REF_CONFLICT', `branch ${branch} kept moving while committing`, { branch, attempts: this.maxPushAttempts });
+  }
+
+  private async commitRemote(rctx: RemoteCtx, branch: string, req: CommitRequest): Promise<CommitResult | null> {
+    let expected = await this.resolveBranch(branch);
+    if (expected === null && branch !== this.branch) {
+      // first use of another branch here: it may already exist on the remote
+      expected = await fetchBranch(rctx, branch, this.branch);
+      if (expected !== null) await this.setBranch(branch, expected);
+    }
+    for (let attempt = 1; attempt <= this.maxPushAttempts; attempt++) {
+      const head = expected !== null || branch === this.branch ? expected : await this.resolveBranch(this.branch);
+      const p = await this.prepare(head, req);
+      if (!p) return null;
+      const outcome = await pushCommit(rctx, branch, p.commit, expected);
+      if (outcome.ok) {
+        await this.setBranch(branch, p.commit);
+        this.logger.debug('git: committed and pushed', { branch, commit: p.commit, parent: p.parent, files: p.written.length, attempt });
+        return { commit: p.commit, parent: p.parent };
+      }
+      this.logger.debug('git: push rejected, remote moved; fetching and rebuilding', {
+        branch,
+        attempt,
+        reason: outcome.reason,
+        advertised: outcome.advertised,
+      });
+      expected = await fetchBranch(rctx, branch, expected === null ? this.branch : branch);
+      if (expected !== null) await this.setBranch(branch, expected);
+    }
+    throw retryable(
+      'E_GIT_PUSH_CONFLICT',
+      `push to ${redact(rctx.url, rctx.token)} (${branch}) kept being rejected because the remote moved; gave up after ${this.maxPushAttempts} attempts`,
+      { branch, attempts: this.maxPushAttempts, url: redact(rctx.url, rctx.token) },
+    );
+  }
+}
+

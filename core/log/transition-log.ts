@@ -1,0 +1,172 @@
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { TenantdError } from '../errors.js';
+import type { InfrastructureStateTransition } from './transition.js';
+
+/**
+ * The append-only transition log: one JSON document per line (JSON Lines) in
+ * `<dataDir>/transitions.jsonl`, each append a single `write` followed by `fdatasync`.
+ *
+ * Why not lowdb: it rewrites the whole document per write (~107 ms at 100,000 entries, measured);
+ * a line append with fdatasync costs well under a millisecond regardless of the log's length.
+ * A process killed mid-write leaves at most one torn final line (a single write(2) of a line is
+ * not split by SIGKILL, but power loss can tear it): `open` truncates such a tail, so every line
+ * in the file is always a parseable JSON document.
+ *
+ * The log keeps only byte offsets per tenant in memory, so history reads are a few positioned
+ * reads and memory stays small at hundreds of thousands of entries.
+ */
+export interface TransitionLogOptions {
+  path: string;
+  /** Skip fdatasync (benchmarks comparing costs, never production). */
+  durable?: boolean;
+}
+
+interface Span {
+  offset: number;
+  length: number;
+}
+
+export class TransitionLog {
+  private readonly spans = new Map<string, Span[]>();
+  private readonly lastIds = new Map<string, string>();
+  private size = 0;
+  private count = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly durable: boolean,
+    readonly path: string,
+  ) {}
+
+  static async open(opts: TransitionLogOptions): Promise<TransitionLog> {
+    const handle = await fsp.open(opts.path, 'a+');
+    const log = new TransitionLog(handle, opts.durable ?? true, opts.path);
+    await log.load();
+    return log;
+  }
+
+  /** Scan the file once to index offsets per tenant; cut a torn last line. */
+  private async load(): Promise<void> {
+    const { size } = await this.handle.stat();
+    const chunk = Buffer.alloc(1 << 20);
+    let fileOffset = 0;
+    let carry = Buffer.alloc(0);
+    let goodEnd = 0;
+    while (fileOffset < size) {
+      const { bytesRead } = await this.handle.read(chunk, 0, chunk.length, fileOffset);
+      if (bytesRead === 0) break;
+      const buf = carry.length ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+      const bufStart = fileOffset - carry.length;
+      let lineStart = 0;
+      for (let nl = buf.indexOf(10, lineStart); nl !== -1; nl = buf.indexOf(10, lineStart)) {
+        const line = buf.subarray(lineStart, nl);
+        const entry = parseLine(line);
+        if (entry) {
+          this.index(entry.tenantId, entry.id, bufStart + lineStart, nl - lineStart);
+          goodEnd = bufStart + nl + 1;
+        } else if (line.length > 0) {
+          // A corrupt line in the middle is not something we can repair silently.
+          throw new TenantdError('E_LOG_CORRUPT', 'stalled', `${this.path}: unparseable transition at byte ${bufStart + lineStart}`, {
+            path: this.path,
+            offset: bufStart + lineStart,
+          });
+        } else {
+          goodEnd = bufStart + nl + 1;
+        }
+        lineStart = nl + 1;
+      }
+      carry = Buffer.from(buf.subarray(lineStart));
+      fileOffset += bytesRead;
+    }
+    if (goodEnd < size) {
+      // Torn tail from a crash mid-append: drop it so the file is valid JSON Lines again.
+      await this.handle.truncate(goodEnd);
+      await this.handle.datasync();
+    }
+    this.size = goodEnd;
+  }
+
+  private index(tenantId: string, id: string, offset: number, length: number): void {
+    let spans = this.spans.get(tenantId);
+    if (!spans) this.spans.set(tenantId, (spans = []));
+    spans.push({ offset, length });
+    this.lastIds.set(tenantId, id);
+    this.count++;
+  }
+
+  /** Append one transition durably; appends are serialized in call order. */
+  append(transition: InfrastructureStateTransition): Promise<void> {
+    const run = async (): Promise<void> => {
+      const line = Buffer.from(`${JSON.stringify(transition)}\n`);
+      const offset = this.size;
+      const { bytesWritten } = await this.handle.write(line, 0, line.length, null);
+      if (bytesWritten !== line.length) {
+        throw new TenantdError('E_LOG_SHORT_WRITE', 'retryable', `${this.path}: short write`, { path: this.path });
+      }
+      if (this.durable) await this.handle.datasync();
+      this.size += line.length;
+      this.index(transition.tenantId, transition.id, offset, line.length - 1);
+    };
+    const next = this.tail.then(run, run);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  lastId(tenantId: string): string | undefined {
+    return this.lastIds.get(tenantId);
+  }
+
+  countFor(tenantId: string): number {
+    return this.spans.get(tenantId)?.length ?? 0;
+  }
+
+  get total(): number {
+    return this.count;
+  }
+
+  tenants(): string[] {
+    return [...this.spans.keys()].sort();
+  }
+
+  /** A tenant's transitions, oldest first, paged. */
+  async read(tenantId: string, opts: { offset?: number; limit?: number } = {}): Promise<InfrastructureStateTransition[]> {
+    const spans = this.spans.get(tenantId) ?? [];
+    const start = Math.max(0, opts.offset ?? 0);
+    const end = Math.min(spans.length, start + (opts.limit ?? spans.length));
+    const out: InfrastructureStateTransition[] = [];
+    for (let i = start; i < end; i++) {
+      const span = spans[i] as Span;
+      const buf = Buffer.alloc(span.length);
+      await this.handle.read(buf, 0, span.length, span.offset);
+      const entry = parseLine(buf);
+      if (entry) out.push(entry);
+    }
+    return out;
+  }
+
+  /** The last `n` transitions of a tenant, oldest first. */
+  async last(tenantId: string, n: number): Promise<InfrastructureStateTransition[]> {
+    const total = this.countFor(tenantId);
+    return this.read(tenantId, { offset: Math.max(0, total - n), limit: n });
+  }
+
+  async close(): Promise<void> {
+    await this.tail;
+    await this.handle.close();
+  }
+}
+
+function parseLine(line: Buffer): InfrastructureStateTransition | null {
+  if (line.length === 0) return null;
+  try {
+    const value = JSON.parse(line.toString('utf8')) as unknown;
+    if (value && typeof value === 'object' && typeof (value as { tenantId?: unknown }).tenantId === 'string' && typeof (value as { id?: unknown }).id === 'string') {
+      return value as InfrastructureStateTransition;
+    }
+    return null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,102 @@
+import type { Phase, TenantStatus, OperationKind, MachineState } from '../phases.js';
+import type { CloudProvider, TenantConfiguration, TenantInfrastructureDocument, ValidationIssue } from '../tenant/types.js';
+import type { InfrastructureStateTransition } from '../log/transition.js';
+
+/** What a tenant's desired file says at a commit: the seed's DesiredInfrastructureState. */
+export interface DesiredInfrastructureState {
+  tenantId: string;
+  /** Repo-relative path, `tenants/<tenantId>.yaml`. */
+  file: string;
+  /** Commit the file was read at (the newest commit that changed it, or the head it was first seen at). */
+  commit: string;
+  blobOid: string;
+  /** `sha256:` digest of the canonical document; null when the file is invalid. */
+  specDigest: string | null;
+  document: TenantInfrastructureDocument | null;
+  issues: ValidationIssue[];
+}
+
+export interface OperationTarget {
+  commit: string;
+  specDigest: string;
+}
+
+/** A create, update or delete in flight; checkpointed after every phase. */
+export interface Operation {
+  id: string;
+  kind: OperationKind;
+  target: OperationTarget;
+  /** The tenant document the operation acts on (for a delete, the last applied one). */
+  document: TenantInfrastructureDocument;
+  phase: Phase;
+  /** Phases whose provider step finished and was checkpointed. */
+  completed: Phase[];
+  trigger: string;
+  startedAt: string;
+}
+
+export interface RetryState {
+  attempt: number;
+  /** ISO time of the next attempt; null when stalled (a person must act). */
+  nextAttemptAt: string | null;
+  lastError: { code: string; kind: string; message: string; phase: Phase | null };
+}
+
+export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
+export interface Condition {
+  type: ConditionType;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+}
+
+export interface AppliedState {
+  commit: string;
+  specDigest: string;
+  document: TenantInfrastructureDocument;
+  at: string;
+}
+
+export interface PlanSummary {
+  operationId: string;
+  commit: string;
+  summary: string;
+  counts: Record<string, number>;
+  changes: Array<{ ref: string; action: string; fields?: string[] }>;
+}
+
+/**
+ * The current state of one tenant: the seed's TenantInfrastructure fields (`id`, `tenantId`,
+ * `status`, `cloudProvider`, `region`, `namespace`, `configuration`, `terraformStateKey`) plus what
+ * the phase machine needs to resume after a crash.
+ */
+export interface TenantRecord {
+  id: string;
+  tenantId: string;
+  status: TenantStatus;
+  phase: Phase | null;
+  cloudProvider: CloudProvider | null;
+  region: string | null;
+  namespace: string | null;
+  configuration: TenantConfiguration | null;
+  terraformStateKey: string | null;
+  desired: DesiredInfrastructureState | null;
+  applied: AppliedState | null;
+  operation: Operation | null;
+  retry: RetryState | null;
+  conditions: Condition[];
+  outputs: Record<string, string>;
+  lastPlan: PlanSummary | null;
+  /** Why the tenant is held (deletion protection, suspend, invalid file). */
+  hold: { reason: string; message: string } | null;
+  /** The last transition written; re-appended to the log at start if a crash lost it. */
+  lastTransition: InfrastructureStateTransition | null;
+  /** The last few transitions, newest last, for the status file. */
+  recentTransitions: InfrastructureStateTransition[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const stateOf = (record: Pick<TenantRecord, 'status' | 'phase'>): MachineState =>
+  record.phase ? `${record.status}/${record.phase}` : record.status;

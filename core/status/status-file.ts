@@ -1,0 +1,46 @@
+import { stringify } from 'yaml';
+import { sortKeysDeep } from '../canonical.js';
+import { API_VERSION } from '../tenant/types.js';
+import type { TenantRecord } from '../state/record.js';
+
+export const STATUS_DIR = 'status';
+export const statusPath = (tenantId: string): string => `${STATUS_DIR}/${tenantId}.yaml`;
+/** How many transitions a status file keeps; the full history is in the transition log. */
+export const STATUS_TRANSITIONS = 5;
+
+/** The observed state of a tenant as committed to `status/<tenantId>.yaml` (schemas/status.schema.json). */
+export function statusDocument(record: TenantRecord): Record<string, unknown> {
+  const issues = record.status === 'INVALID' ? (record.desired?.issues ?? []) : [];
+  return {
+    apiVersion: API_VERSION,
+    kind: 'TenantInfrastructureStatus',
+    metadata: { tenantId: record.tenantId, id: record.id },
+    status: sortKeysDeep({
+      status: record.status,
+      phase: record.phase,
+      conditions: record.conditions,
+      desiredCommit: record.desired?.commit ?? null,
+      desiredSpecDigest: record.desired?.specDigest ?? null,
+      observedCommit: record.applied?.commit ?? null,
+      observedSpecDigest: record.applied?.specDigest ?? null,
+      operation: record.operation
+        ? { id: record.operation.id, kind: record.operation.kind, phase: record.operation.phase, commit: record.operation.target.commit }
+        : null,
+      retry: record.retry,
+      namespace: record.namespace,
+      stateKey: record.terraformStateKey,
+      outputs: record.outputs,
+      errors: issues.map((i) => ({ file: i.file, line: i.line, column: i.column, path: i.path, message: i.message })),
+      lastTransitions: record.recentTransitions.slice(-STATUS_TRANSITIONS).map((t) => ({
+        fromState: t.fromState,
+        toState: t.toState,
+        trigger: t.trigger,
+        timestamp: t.timestamp,
+      })),
+    }),
+  };
+}
+
+export function renderStatusFile(record: TenantRecord): string {
+  return stringify(statusDocument(record), { lineWidth: 0 });
+}

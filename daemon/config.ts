@@ -1,0 +1,119 @@
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import cron from 'node-cron';
+import { TenantdError } from '../core/errors.js';
+import type { BackoffPolicy } from '../core/backoff.js';
+
+// kubernetes and pulumi join this list when their providers land (issues 4 and 5).
+export const PROVIDERS = ['render'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+export type PollSchedule = { kind: 'interval'; seconds: number } | { kind: 'cron'; expression: string } | { kind: 'off' };
+
+export interface DaemonConfig {
+  /** Path or http(s) URL of the tenants repository; null = the embedded default under the data dir. */
+  repo: string | null;
+  branch: string;
+  statusBranch: string | null;
+  dataDir: string;
+  provider: ProviderName;
+  poll: PollSchedule;
+  port: number;
+  concurrency: number;
+  gitToken: string | null;
+  author: { name: string; email: string };
+  backoff: BackoffPolicy;
+  logFormat: 'human' | 'json';
+}
+
+/** Each flag, its environment variable and how to read it. One table so help text and parsing agree. */
+const FLAGS = {
+  repo: { env: 'TENANTD_REPO', help: 'path or http(s) URL of the tenants repository (default: embedded, <data-dir>/tenants)' },
+  branch: { env: 'TENANTD_BRANCH', help: 'branch to track (default main)' },
+  'status-branch': { env: 'TENANTD_STATUS_BRANCH', help: 'commit status files to this branch instead of the tracked one' },
+  'data-dir': { env: 'TENANTD_DATA_DIR', help: 'state, log and rendered output (default ./.tenantd)' },
+  provider: { env: 'TENANTD_PROVIDER', help: `one of ${PROVIDERS.join(', ')} (default render)` },
+  poll: { env: 'TENANTD_POLL', help: 'seconds between polls, a cron expression, or 0 to disable (default 30)' },
+  port: { env: 'PORT', help: 'API port (default 8089)' },
+  concurrency: { env: 'TENANTD_CONCURRENCY', help: 'tenants reconciled at once (default 4)' },
+  'git-token': { env: 'TENANTD_GIT_TOKEN', help: 'token for an http(s) repository (never logged)' },
+  'author-name': { env: 'TENANTD_AUTHOR_NAME', help: 'author of status commits (default tenantd)' },
+  'author-email': { env: 'TENANTD_AUTHOR_EMAIL', help: 'author email of status commits (default tenantd@localhost)' },
+  'retry-base': { env: 'TENANTD_RETRY_BASE', help: 'first retry delay in seconds (default 5)' },
+  'retry-cap': { env: 'TENANTD_RETRY_CAP', help: 'largest retry delay in seconds (default 300)' },
+  'log-format': { env: 'TENANTD_LOG_FORMAT', help: 'human (one line per tenant phase) or json (structured event lines) (default human)' },
+} as const;
+type FlagName = keyof typeof FLAGS;
+
+export function daemonHelp(): string {
+  const lines = Object.entries(FLAGS).map(([flag, f]) => `  --${flag.padEnd(14)} ${f.env.padEnd(22)} ${f.help}`);
+  return `Usage: tenantd daemon [flags]\n\nEvery flag can also be set by its environment variable:\n${lines.join('\n')}\n`;
+}
+
+const bad = (field: string, value: string, reason: string): TenantdError =>
+  new TenantdError('E_CONFIG', 'stalled', `--${field} (${FLAGS[field as FlagName]?.env ?? field}) = ${JSON.stringify(value)}: ${reason}`, { field, value });
+
+function intIn(field: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw bad(field, raw, `must be a whole number between ${min} and ${max}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw bad(field, raw, `must be between ${min} and ${max}`);
+  return n;
+}
+
+export function parsePoll(raw: string): PollSchedule {
+  const v = raw.trim();
+  if (/^\d+$/.test(v)) {
+    const seconds = Number(v);
+    if (seconds === 0) return { kind: 'off' };
+    if (seconds > 86_400) throw bad('poll', raw, 'must be at most 86400 seconds');
+    return { kind: 'interval', seconds };
+  }
+  if (/^\d+s$/.test(v)) return parsePoll(v.slice(0, -1));
+  if (cron.validate(v)) return { kind: 'cron', expression: v };
+  throw bad('poll', raw, 'must be a number of seconds or a valid cron expression (e.g. "*/30 * * * * *")');
+}
+
+/** Flags win over environment variables, which win over defaults. A bad value is an E_CONFIG error now, not a crash later. */
+export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string): DaemonConfig {
+  const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }]));
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values as Record<string, string | undefined>;
+  } catch (err: unknown) {
+    throw new TenantdError('E_CONFIG', 'stalled', err instanceof Error ? err.message : String(err), {});
+  }
+  const get = (flag: FlagName): string | undefined => {
+    const v = values[flag] ?? env[FLAGS[flag].env];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const provider = get('provider') ?? 'render';
+  if (!(PROVIDERS as readonly string[]).includes(provider)) throw bad('provider', provider, `must be one of ${PROVIDERS.join(', ')}`);
+  const branch = get('branch') ?? 'main';
+  const refName = /^(?!\/|.*(\.\.|\/\/|@\{|\\))[A-Za-z0-9._/-]+(?<![./])$/;
+  if (!refName.test(branch)) throw bad('branch', branch, 'is not a valid branch name');
+  const statusBranch = get('status-branch') ?? null;
+  if (statusBranch !== null && !refName.test(statusBranch)) throw bad('status-branch', statusBranch, 'is not a valid branch name');
+  const repo = get('repo') ?? null;
+  if (repo !== null && /^[a-z]+:\/\//i.test(repo) && !/^https?:\/\//i.test(repo)) {
+    throw bad('repo', repo, 'only local paths and http(s) URLs are supported');
+  }
+  const logFormat = get('log-format') ?? 'human';
+  if (logFormat !== 'human' && logFormat !== 'json') throw bad('log-format', logFormat, 'must be human or json');
+  const retryBase = intIn('retry-base', get('retry-base') ?? '5', 1, 3600);
+  const retryCap = intIn('retry-cap', get('retry-cap') ?? '300', 1, 86_400);
+  if (retryCap < retryBase) throw bad('retry-cap', String(retryCap), 'must not be smaller than --retry-base');
+  return {
+    repo: repo === null || /^https?:\/\//i.test(repo) ? repo : path.resolve(cwd, repo),
+    branch,
+    statusBranch,
+    dataDir: path.resolve(cwd, get('data-dir') ?? '.tenantd'),
+    provider: provider as ProviderName,
+    poll: parsePoll(get('poll') ?? '30'),
+    port: intIn('port', get('port') ?? '8089', 0, 65_535),
+    concurrency: intIn('concurrency', get('concurrency') ?? '4', 1, 256),
+    gitToken: get('git-token') ?? null,
+    author: { name: get('author-name') ?? 'tenantd', email: get('author-email') ?? 'tenantd@localhost' },
+    backoff: { baseMs: retryBase * 1000, capMs: retryCap * 1000 },
+    logFormat,
+  };
+}

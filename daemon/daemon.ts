@@ -1,0 +1,225 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import cron from 'node-cron';
+import { DesiredStateLoader } from '../core/desired/loader.js';
+import { toTenantdError } from '../core/errors.js';
+import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher } from '../core/events/publisher.js';
+import { GitStore } from '../core/git/store.js';
+import { TransitionLog } from '../core/log/transition-log.js';
+import { TenantStateStore } from '../core/state/store.js';
+import type { InfrastructureProvider } from '../providers/provider.js';
+import { createRenderProvider } from '../providers/render/provider.js';
+import type { DaemonConfig } from './config.js';
+import { ensureEmbeddedRepo } from './init-repo.js';
+import { acquireDataDirLock } from './lock.js';
+import { TenantQueue } from './queue.js';
+import { InfrastructureReconciler } from './reconciler.js';
+import { StatusWriter } from './status-writer.js';
+
+export interface DaemonDeps {
+  /** Overrides the provider named in the config (tests inject failing or slow providers). */
+  provider?: InfrastructureProvider;
+  now?: () => Date;
+  random?: () => number;
+  /** Where event lines go (default stdout). */
+  write?: (line: string) => void;
+  /** How often status is committed while a long pass is still running. */
+  statusFlushMs?: number;
+}
+
+export interface PollResult {
+  head: string | null;
+  changed: string[];
+}
+
+/** The composition root: source → desired state → queue → reconciler → provider, status and log. */
+export class TenantdDaemon {
+  readonly publisher: ReconciliationEventPublisher;
+  private pollTimer: { stop(): void } | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private polling: Promise<PollResult> | null = null;
+  private stopping = false;
+  private sourceReady = false;
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly git: GitStore,
+    readonly store: TenantStateStore,
+    readonly log: TransitionLog,
+    readonly loader: DesiredStateLoader,
+    readonly provider: InfrastructureProvider,
+    readonly reconciler: InfrastructureReconciler,
+    readonly queue: TenantQueue,
+    readonly status: StatusWriter,
+    publisher: ReconciliationEventPublisher,
+    private readonly releaseLock: () => Promise<void>,
+    private readonly statusFlushMs: number,
+  ) {
+    this.publisher = publisher;
+  }
+
+  static async open(config: DaemonConfig, deps: DaemonDeps = {}): Promise<TenantdDaemon> {
+    await fsp.mkdir(config.dataDir, { recursive: true });
+    const releaseLock = await acquireDataDirLock(config.dataDir);
+    try {
+      const now = deps.now ?? (() => new Date());
+      const write = deps.write ?? ((line: string) => void process.stdout.write(line));
+      const publisher = new ReconciliationEventPublisher(now, (err) => write(`subscriber failed: ${String(err)}\n`));
+      publisher.subscribe(config.logFormat === 'json' ? jsonLineSubscriber(write) : humanLineSubscriber(write));
+
+      const repo = config.repo ?? (await ensureEmbeddedRepo(path.join(config.dataDir, 'tenants'), config.branch));
+      const git = await GitStore.open({
+        repo,
+        dataDir: config.dataDir,
+        branch: config.branch,
+        ...(config.gitToken ? { token: config.gitToken } : {}),
+        now,
+      });
+      const store = await TenantStateStore.open(config.dataDir);
+      const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl') });
+      const provider = deps.provider ?? createRenderProvider({ dataDir: config.dataDir });
+      const status = new StatusWriter({
+        git,
+        store,
+        publisher,
+        author: config.author,
+        ...(config.statusBranch ? { branch: config.statusBranch } : {}),
+      });
+      const reconciler = new InfrastructureReconciler({
+        provider,
+        store,
+        log,
+        publisher,
+        backoff: config.backoff,
+        now,
+        ...(deps.random ? { random: deps.random } : {}),
+        onRecordChanged: (id) => status.markDirty(id),
+      });
+      const loader = new DesiredStateLoader(git);
+      // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
+      const self: { daemon?: TenantdDaemon } = {};
+      const queue = new TenantQueue(
+        config.concurrency,
+        async (job, signal) => {
+          const d = self.daemon as TenantdDaemon;
+          const outcome = await reconciler.reconcile({
+            tenantId: job.tenantId,
+            desired: loader.get(job.tenantId),
+            commit: loader.commit ?? '',
+            trigger: job.trigger,
+            force: job.force,
+            signal,
+            shouldStop: () => d.stopping,
+          });
+          return outcome.kind === 'retry' ? { retryAt: outcome.at, retryTrigger: `retry:${outcome.attempt}` } : undefined;
+        },
+        undefined,
+        (err, job) => write(`${JSON.stringify({ level: 'error', msg: 'reconcile crashed', tenantId: job.tenantId, error: String(err) })}\n`),
+      );
+      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, publisher, releaseLock, deps.statusFlushMs ?? 5000);
+      self.daemon = daemon;
+      queue.onIdle(() => void status.flush());
+      return daemon;
+    } catch (err: unknown) {
+      await releaseLock();
+      throw err;
+    }
+  }
+
+  /** Recover, load the desired state, queue every tenant that is not converged, and start polling. */
+  async start(): Promise<void> {
+    await this.reconciler.recoverLog();
+    await this.poll('startup');
+    if ((await this.status.markStale(this.config.branch)) > 0 && this.queue.isIdle()) await this.status.flush();
+    const s = this.config.poll;
+    if (s.kind === 'interval') {
+      const h = setInterval(() => void this.poll('poll'), s.seconds * 1000);
+      this.pollTimer = { stop: () => clearInterval(h) };
+    } else if (s.kind === 'cron') {
+      const task = cron.schedule(s.expression, () => void this.poll('poll'), { noOverlap: true });
+      this.pollTimer = { stop: () => void task.destroy() };
+    }
+    this.flushTimer = setInterval(() => {
+      if (this.status.pending > 0) void this.status.flush();
+    }, this.statusFlushMs);
+    this.flushTimer.unref();
+  }
+
+  get ready(): boolean {
+    return this.sourceReady;
+  }
+
+  /** Fetch the source; when the head moved, queue exactly the tenants whose files changed. */
+  poll(trigger = 'poll'): Promise<PollResult> {
+    if (this.polling) return this.polling;
+    this.polling = this.pollOnce(trigger).finally(() => {
+      this.polling = null;
+    });
+    return this.polling;
+  }
+
+  private async pollOnce(trigger: string): Promise<PollResult> {
+    if (this.stopping) return { head: this.loader.commit, changed: [] };
+    let head: string | null;
+    try {
+      head = await this.git.sync();
+      this.sourceReady = true;
+    } catch (err: unknown) {
+      this.sourceReady = false;
+      const e = toTenantdError(err, 'E_GIT_FETCH');
+      this.publisher.publish({ type: 'SourceFailed', code: e.code, message: e.message });
+      return { head: this.loader.commit, changed: [] };
+    }
+    if (!head || head === this.loader.commit) return { head, changed: [] };
+    const startup = this.loader.commit === null;
+    const previous = this.loader.commit;
+    const changes = await this.loader.advance(head);
+    const candidates = new Set(changes.map((c) => c.tenantId));
+    if (startup) {
+      // After a restart: tenants whose record says work is unfinished, or whose file is gone.
+      for (const id of this.store.ids()) candidates.add(id);
+    }
+    const changed: string[] = [];
+    for (const tenantId of [...candidates].sort()) {
+      const desired = this.loader.get(tenantId);
+      if (!this.reconciler.needsWork(tenantId, desired)) continue;
+      changed.push(tenantId);
+      const record = this.store.get(tenantId);
+      const why = startup && record && (record.operation || record.retry) && record.desired?.blobOid === desired?.blobOid ? 'resume' : `commit:${head}`;
+      this.queue.enqueue(tenantId, trigger === 'poll' || trigger === 'startup' ? why : `${trigger}@${head}`, { supersede: true });
+    }
+    this.publisher.publish({ type: 'SourceFetched', commit: head, previous, changedTenants: changed.length });
+    return { head, changed };
+  }
+
+  /** Reconcile one tenant now, even if it is waiting for a retry or stalled (like `flux reconcile`). */
+  requestReconcile(tenantId: string, trigger: string): void {
+    this.queue.enqueue(tenantId, trigger, { force: true });
+  }
+
+  /** Resolves when the queue is empty and status files are committed. */
+  async whenIdle(): Promise<void> {
+    for (;;) {
+      if (this.polling) await this.polling;
+      await this.queue.whenIdle();
+      await this.status.flush();
+      if (this.queue.isIdle() && !this.polling && this.status.pending === 0) return;
+    }
+  }
+
+  /** Finish the checkpoint in progress, commit status, close the log, release the data dir. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.pollTimer?.stop();
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.queue.pause();
+    if (this.polling) await this.polling.catch(() => undefined);
+    await this.queue.drain();
+    await this.store.flush();
+    await this.status.flush();
+    await this.provider.close?.();
+    await this.log.close();
+    await this.releaseLock();
+  }
+}

@@ -1,0 +1,199 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { DesiredStateLoader } from '../core/desired/loader.js';
+import { TenantdError } from '../core/errors.js';
+import { GitStore } from '../core/git/store.js';
+import type { DesiredInfrastructureState } from '../core/state/record.js';
+import { STATUS_DIR } from '../core/status/status-file.js';
+import { formatIssue } from '../core/tenant/types.js';
+import { diffPaths } from '../providers/resources/diff.js';
+import { allObjects, objectRef, refKey, renderTenant } from '../providers/resources/renderer.js';
+import type { KubeObject } from '../providers/resources/types.js';
+
+export interface PlanArgs {
+  repo: string;
+  branch: string;
+  /** Base revision; null = compare against what the status files say was applied. */
+  from: string | null;
+  to: string;
+  statusBranch: string | null;
+  detailedExitCode: boolean;
+  json: boolean;
+}
+
+export interface ObjectChange {
+  ref: string;
+  action: 'create' | 'update' | 'delete';
+  fields?: string[];
+}
+
+export interface TenantPlan {
+  tenantId: string;
+  action: 'create' | 'update' | 'delete' | 'invalid';
+  fromCommit: string | null;
+  objects: ObjectChange[];
+  errors?: string[];
+}
+
+export interface PlanReport {
+  base: string;
+  target: string;
+  tenants: TenantPlan[];
+  changed: number;
+  invalid: number;
+  json: boolean;
+}
+
+export function parsePlanArgs(argv: string[], cwd: string): PlanArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        repo: { type: 'string' },
+        branch: { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        'status-branch': { type: 'string' },
+        'detailed-exitcode': { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      strict: true,
+    }).values;
+  } catch (err: unknown) {
+    throw new TenantdError('E_USAGE', 'stalled', `${err instanceof Error ? err.message : String(err)}\nUsage: tenantd plan [--repo <path|url>] [--from <rev>] [--to <rev>] [--status-branch <b>] [--detailed-exitcode] [--json]`);
+  }
+  const repo = (values.repo as string | undefined) ?? '.';
+  const branch = (values.branch as string | undefined) ?? 'main';
+  return {
+    repo: /^https?:\/\//i.test(repo) ? repo : path.resolve(cwd, repo),
+    branch,
+    from: (values.from as string | undefined) ?? null,
+    to: (values.to as string | undefined) ?? branch,
+    statusBranch: (values['status-branch'] as string | undefined) ?? null,
+    detailedExitCode: values['detailed-exitcode'] === true,
+    json: values.json === true,
+  };
+}
+
+/** Objects added, changed (with the field paths) and removed between two rendered sets. */
+export function diffObjectSets(before: KubeObject[], after: KubeObject[]): ObjectChange[] {
+  const old = new Map(before.map((o) => [refKey(objectRef(o)), o]));
+  const changes: ObjectChange[] = [];
+  for (const obj of after) {
+    const key = refKey(objectRef(obj));
+    const prev = old.get(key);
+    old.delete(key);
+    if (!prev) changes.push({ ref: key, action: 'create' });
+    else {
+      const fields = diffPaths(prev, obj);
+      if (fields.length) changes.push({ ref: key, action: 'update', fields });
+    }
+  }
+  for (const key of old.keys()) changes.push({ ref: key, action: 'delete' });
+  return changes.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+}
+
+const objectsOf = (d: DesiredInfrastructureState | null): KubeObject[] => (d?.document ? allObjects(renderTenant(d.document)) : []);
+
+/** `tenantd plan`: per tenant, what would be created, changed or deleted. Reads git only; touches nothing. */
+export async function planCommand(args: PlanArgs): Promise<PlanReport> {
+  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'tenantd-plan-'));
+  try {
+    const git = await GitStore.open({ repo: args.repo, dataDir: scratch, branch: args.branch });
+    await git.sync();
+    const target = await resolveRev(git, args.to);
+    const after = new DesiredStateLoader(git);
+    await after.loadAll(target);
+
+    const baseline = new Map<string, DesiredInfrastructureState | null>();
+    let base: string;
+    if (args.from) {
+      base = await resolveRev(git, args.from);
+      const before = new DesiredStateLoader(git);
+      await before.loadAll(base);
+      for (const d of before.all()) baseline.set(d.tenantId, d);
+    } else {
+      // Against the current status: each tenant as of the commit its status file says was applied.
+      const statusCommit = args.statusBranch ? await resolveRev(git, args.statusBranch) : target;
+      base = `status@${statusCommit.slice(0, 12)}`;
+      const cache = new Map<string, DesiredStateLoader>();
+      for (const f of await git.listFiles(statusCommit, STATUS_DIR)) {
+        const tenantId = path.basename(f.path).replace(/\.ya?ml$/, '');
+        const status = parseYaml(await git.readBlob(f.oid)) as { status?: { observedCommit?: string | null } } | null;
+        const observed = status?.status?.observedCommit;
+        if (!observed) continue;
+        let loader = cache.get(observed);
+        if (!loader) {
+          loader = new DesiredStateLoader(git);
+          await loader.loadAll(observed);
+          cache.set(observed, loader);
+        }
+        baseline.set(tenantId, loader.get(tenantId));
+      }
+    }
+
+    const ids = new Set<string>([...baseline.keys(), ...after.all().map((d) => d.tenantId)]);
+    const tenants: TenantPlan[] = [];
+    for (const tenantId of [...ids].sort()) {
+      const prev = baseline.get(tenantId) ?? null;
+      const next = after.get(tenantId);
+      if (next && !next.document) {
+        tenants.push({ tenantId, action: 'invalid', fromCommit: prev?.commit ?? null, objects: [], errors: next.issues.map(formatIssue) });
+        continue;
+      }
+      if (prev?.specDigest && next?.specDigest === prev.specDigest) continue;
+      const objects = diffObjectSets(objectsOf(prev), objectsOf(next));
+      if (!prev?.document && !next) continue;
+      const action = !next ? 'delete' : prev?.document ? 'update' : 'create';
+      if (action === 'update' && objects.length === 0) continue;
+      tenants.push({ tenantId, action, fromCommit: prev?.commit ?? null, objects });
+    }
+    return {
+      base,
+      target,
+      tenants,
+      changed: tenants.filter((t) => t.action !== 'invalid').length,
+      invalid: tenants.filter((t) => t.action === 'invalid').length,
+      json: args.json,
+    };
+  } finally {
+    await fsp.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function resolveRev(git: GitStore, rev: string): Promise<string> {
+  const oid = await git.resolve(rev);
+  if (!oid) throw new TenantdError('E_REV_NOT_FOUND', 'stalled', `revision "${rev}" was not found in the repository`, { rev });
+  return oid;
+}
+
+const SIGN = { create: '+', update: '~', delete: '-' } as const;
+
+export function formatPlan(plan: PlanReport): string {
+  if (plan.json) return `${JSON.stringify({ base: plan.base, target: plan.target, tenants: plan.tenants }, null, 2)}\n`;
+  const lines: string[] = [`Plan: ${plan.base.slice(0, 19)} → ${plan.target.slice(0, 12)}`];
+  for (const t of plan.tenants) {
+    lines.push('');
+    if (t.action === 'invalid') {
+      lines.push(`tenant ${t.tenantId}: INVALID (nothing would be applied)`);
+      for (const e of t.errors ?? []) lines.push(`  ${e}`);
+      continue;
+    }
+    lines.push(`tenant ${t.tenantId}: ${t.action}`);
+    for (const o of t.objects) lines.push(`  ${SIGN[o.action]} ${o.ref}${o.fields ? `  (${o.fields.join(', ')})` : ''}`);
+  }
+  const count = (a: string): number => plan.tenants.filter((t) => t.action === a).length;
+  const objects = (a: ObjectChange['action']): number => plan.tenants.reduce((n, t) => n + t.objects.filter((o) => o.action === a).length, 0);
+  lines.push('');
+  lines.push(
+    plan.tenants.length === 0
+      ? 'No changes.'
+      : `Tenants: ${count('create')} to create, ${count('update')} to update, ${count('delete')} to delete, ${plan.invalid} invalid. ` +
+          `Objects: ${objects('create')} to create, ${objects('update')} to change, ${objects('delete')} to delete.`,
+  );
+  return `${lines.join('\n')}\n`;
+}

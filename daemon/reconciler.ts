@@ -1,0 +1,439 @@
+import { randomUUID } from 'node:crypto';
+import { backoffDelay, type BackoffPolicy } from '../core/backoff.js';
+import { TenantdError, toTenantdError } from '../core/errors.js';
+import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
+import type { TransitionLog } from '../core/log/transition-log.js';
+import type { InfrastructureStateTransition } from '../core/log/transition.js';
+import { machineState, phasesFor, statusForOperation, type OperationKind, type Phase, type TenantStatus } from '../core/phases.js';
+import type { DesiredInfrastructureState, Operation, TenantRecord } from '../core/state/record.js';
+import { stateOf } from '../core/state/record.js';
+import type { TenantStateStore } from '../core/state/store.js';
+import { computeConditions } from '../core/status/conditions.js';
+import { formatIssue, namespaceFor, type TenantInfrastructureDocument } from '../core/tenant/types.js';
+import type { InfrastructureProvider, PhaseResult, ProviderContext } from '../providers/provider.js';
+import { outputsFor, renderTenant, refKey } from '../providers/resources/renderer.js';
+import type { RenderedTenant } from '../providers/resources/types.js';
+
+/** How many transitions a record keeps inline (the status file shows fewer). */
+const RECENT = 10;
+
+export interface ReconcilerDeps {
+  provider: InfrastructureProvider;
+  store: TenantStateStore;
+  log: TransitionLog;
+  publisher: ReconciliationEventPublisher;
+  backoff: BackoffPolicy;
+  now?: () => Date;
+  random?: () => number;
+  newId?: () => string;
+  /** The provider's state key for a tenant (the seed's terraformStateKey). */
+  stateKey?: (tenantId: string) => string;
+  /** Called whenever a record changed, so its status file is rewritten in the next batch. */
+  onRecordChanged?: (tenantId: string) => void;
+}
+
+export interface ReconcileRequest {
+  tenantId: string;
+  /** The tenant's desired file at `commit`, or null when the file is absent there. */
+  desired: DesiredInfrastructureState | null;
+  /** The commit the daemon was at when it asked (for deletions, the commit that removed the file). */
+  commit: string;
+  trigger: string;
+  /** Run now even if a retry is scheduled later or the tenant is stalled (API "reconcile now"). */
+  force?: boolean;
+  signal?: AbortSignal;
+  /** Checked between phases: true stops at the last checkpoint (shutdown). */
+  shouldStop?: () => boolean;
+}
+
+export type ReconcileOutcome =
+  | { kind: 'converged'; status: TenantStatus }
+  | { kind: 'held'; status: TenantStatus; reason: string }
+  | { kind: 'retry'; at: Date; attempt: number }
+  | { kind: 'stalled'; code: string }
+  | { kind: 'interrupted' };
+
+/**
+ * The InfrastructureReconciler: walks one tenant through Request → Plan → Apply → Deploy →
+ * Configure → Verify → Complete. Each phase's completion is checkpointed in the tenant's record
+ * before the next phase starts; a record is always written before its transition is appended to
+ * the log, and `recoverLog` re-appends a transition a crash cut off, so none is lost or doubled.
+ */
+export class InfrastructureReconciler {
+  private readonly now: () => Date;
+  private readonly random: () => number;
+  private readonly newId: () => string;
+  private readonly stateKey: (tenantId: string) => string;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.now = deps.now ?? (() => new Date());
+    this.random = deps.random ?? Math.random;
+    this.newId = deps.newId ?? randomUUID;
+    this.stateKey = deps.stateKey ?? ((id) => `${deps.provider.name}/${id}`);
+  }
+
+  /** After a crash: append each record's last transition if the log does not have it yet. */
+  async recoverLog(): Promise<number> {
+    let repaired = 0;
+    for (const record of this.deps.store.all()) {
+      const t = record.lastTransition;
+      if (t && this.deps.log.lastId(record.tenantId) !== t.id) {
+        await this.deps.log.append(t);
+        repaired++;
+      }
+    }
+    return repaired;
+  }
+
+  /** Whether a tenant needs a reconcile given its desired file (a cheap check, no I/O). */
+  needsWork(tenantId: string, desired: DesiredInfrastructureState | null): boolean {
+    const r = this.deps.store.get(tenantId);
+    if (!r) return desired !== null;
+    if (r.operation || r.retry) return true;
+    if (!desired) return r.status !== 'DEPROVISIONED' && !(r.hold?.reason === 'DeletionProtected');
+    return r.desired?.blobOid !== desired.blobOid || (r.status !== 'ACTIVE' && r.status !== 'INVALID' && r.status !== 'SUSPENDED');
+  }
+
+  async reconcile(req: ReconcileRequest): Promise<ReconcileOutcome> {
+    const { tenantId, desired } = req;
+    const existing = this.deps.store.get(tenantId);
+    if (!existing && !desired) return { kind: 'converged', status: 'DEPROVISIONED' };
+    const record: TenantRecord = existing ? structuredClone(existing) : this.newRecord(tenantId);
+    if (desired) record.desired = desired;
+
+    if (!desired) return this.onRemoved(record, req);
+    if (!desired.document || !desired.specDigest) return this.onInvalid(record, desired, req);
+    const doc = desired.document;
+    this.describe(record, doc);
+
+    if (doc.spec.suspend) {
+      if (record.status !== 'SUSPENDED') {
+        record.hold = { reason: 'Suspended', message: 'spec.suspend is true: reconciliation is paused' };
+        await this.transition(record, 'SUSPENDED', record.phase, req.trigger, { commit: desired.commit });
+      } else {
+        await this.save(record);
+      }
+      return { kind: 'held', status: 'SUSPENDED', reason: 'Suspended' };
+    }
+
+    let op = record.operation;
+    if (op && (op.kind === 'delete' || op.target.specDigest !== desired.specDigest)) {
+      // A newer commit supersedes the operation in flight and resets its backoff.
+      op = null;
+      record.retry = null;
+    }
+    if (!op) {
+      if (record.applied && record.applied.specDigest === desired.specDigest && record.status !== 'DEPROVISIONED') {
+        record.operation = null;
+        record.retry = null;
+        record.hold = null;
+        if (record.status !== 'ACTIVE') {
+          await this.transition(record, 'ACTIVE', 'Complete', req.trigger, { commit: desired.commit, reason: 'already applied' });
+        } else {
+          await this.save(record);
+        }
+        return { kind: 'converged', status: 'ACTIVE' };
+      }
+      const kind: OperationKind = record.applied && record.status !== 'DEPROVISIONED' ? 'update' : 'create';
+      record.retry = null;
+      record.hold = null;
+      op = this.startOperation(record, kind, { commit: desired.commit, specDigest: desired.specDigest }, doc, req.trigger);
+      await this.transition(record, statusForOperation(kind), 'Request', req.trigger, this.opDetails(op));
+    } else if (record.retry && !req.force) {
+      if (!record.retry.nextAttemptAt) return { kind: 'stalled', code: record.retry.lastError.code };
+      const at = new Date(record.retry.nextAttemptAt);
+      if (at.getTime() > this.now().getTime()) return { kind: 'retry', at, attempt: record.retry.attempt };
+    }
+    if (record.status === 'SUSPENDED' || record.status === 'INVALID') {
+      record.hold = null;
+      await this.transition(record, statusForOperation(op.kind), op.phase, req.trigger, { resumed: true, commit: op.target.commit });
+    }
+    return this.run(record, op, req);
+  }
+
+  private async onRemoved(record: TenantRecord, req: ReconcileRequest): Promise<ReconcileOutcome> {
+    record.desired = null;
+    if (record.status === 'DEPROVISIONED' && !record.operation) {
+      await this.save(record);
+      return { kind: 'converged', status: 'DEPROVISIONED' };
+    }
+    const doc = record.operation?.kind === 'delete' ? record.operation.document : (record.applied?.document ?? record.operation?.document ?? null);
+    if (doc?.spec.deletionProtection) {
+      record.hold = {
+        reason: 'DeletionProtected',
+        message: `tenants/${record.tenantId}.yaml was removed in ${req.commit.slice(0, 12)} but spec.deletionProtection is true: nothing was deprovisioned. Restore the file, or commit it with deletionProtection: false first, then remove it.`,
+      };
+      await this.save(record);
+      return { kind: 'held', status: record.status, reason: 'DeletionProtected' };
+    }
+    if (!doc) {
+      // Nothing was ever applied (e.g. the file was only ever invalid): nothing to tear down.
+      record.operation = null;
+      record.retry = null;
+      record.hold = null;
+      await this.transition(record, 'DEPROVISIONED', 'Complete', req.trigger, { commit: req.commit, reason: 'nothing was applied' });
+      return { kind: 'converged', status: 'DEPROVISIONED' };
+    }
+    let op = record.operation;
+    if (!op || op.kind !== 'delete') {
+      record.retry = null;
+      record.hold = null;
+      op = this.startOperation(record, 'delete', { commit: req.commit, specDigest: 'deleted' }, doc, req.trigger);
+      await this.transition(record, 'DEPROVISIONING', 'Request', req.trigger, this.opDetails(op));
+    } else if (record.retry && !req.force) {
+      if (!record.retry.nextAttemptAt) return { kind: 'stalled', code: record.retry.lastError.code };
+      const at = new Date(record.retry.nextAttemptAt);
+      if (at.getTime() > this.now().getTime()) return { kind: 'retry', at, attempt: record.retry.attempt };
+    }
+    return this.run(record, op, req);
+  }
+
+  private async onInvalid(record: TenantRecord, desired: DesiredInfrastructureState, req: ReconcileRequest): Promise<ReconcileOutcome> {
+    const message = desired.issues.map(formatIssue).join('\n');
+    // The operation in flight targeted an older valid commit: keep it so a fix to that same
+    // spec resumes it, but do no work while the file is broken. Nothing is touched.
+    record.hold = { reason: 'InvalidSpec', message };
+    record.retry = null;
+    if (record.status !== 'INVALID') {
+      await this.transition(record, 'INVALID', record.phase, req.trigger, {
+        commit: desired.commit,
+        errors: desired.issues.map(formatIssue),
+      });
+    } else {
+      await this.save(record);
+    }
+    return { kind: 'held', status: 'INVALID', reason: 'InvalidSpec' };
+  }
+
+  private startOperation(
+    record: TenantRecord,
+    kind: OperationKind,
+    target: Operation['target'],
+    document: TenantInfrastructureDocument,
+    trigger: string,
+  ): Operation {
+    const op: Operation = { id: this.newId(), kind, target, document, phase: 'Request', completed: [], trigger, startedAt: this.now().toISOString() };
+    record.operation = op;
+    return op;
+  }
+
+  private async run(record: TenantRecord, op: Operation, req: ReconcileRequest): Promise<ReconcileOutcome> {
+    const phases = phasesFor(op.kind);
+    const opStatus = statusForOperation(op.kind);
+    const retrying = record.retry;
+    const trigger = retrying ? `retry:${retrying.attempt}` : req.trigger;
+    if (retrying && record.status === 'FAILED') {
+      await this.transition(record, opStatus, op.phase, trigger, { operationId: op.id, attempt: retrying.attempt + 1 });
+    }
+    const rendered: RenderedTenant | null = op.kind === 'delete' ? null : renderTenant(op.document);
+    this.deps.publisher.publish({
+      type: 'ReconcileStarted',
+      tenantId: record.tenantId,
+      operationId: op.id,
+      operation: op.kind,
+      trigger,
+      commit: op.target.commit,
+    });
+
+    for (const phase of phases) {
+      if (op.completed.includes(phase)) continue;
+      if (op.phase !== phase) {
+        if (req.shouldStop?.() || req.signal?.aborted) return { kind: 'interrupted' };
+        op.phase = phase;
+        const final = phase === 'Complete';
+        const status: TenantStatus = final ? (op.kind === 'delete' ? 'DEPROVISIONED' : 'ACTIVE') : opStatus;
+        if (final) this.complete(record, op, rendered);
+        await this.transition(record, status, phase, trigger, { operationId: op.id, commit: op.target.commit });
+        if (final) {
+          this.deps.publisher.publish({
+            type: 'PhaseCompleted',
+            tenantId: record.tenantId,
+            operationId: op.id,
+            phase,
+            status,
+            summary: `${op.kind} complete`,
+            durationMs: 0,
+          });
+          return { kind: 'converged', status };
+        }
+      }
+      const started = this.now().getTime();
+      this.deps.publisher.publish({ type: 'PhaseStarted', tenantId: record.tenantId, operationId: op.id, phase, status: opStatus });
+      let result: PhaseResult;
+      try {
+        result = await this.step(phase, record, op, rendered, req.signal ?? new AbortController().signal);
+      } catch (err: unknown) {
+        if (req.signal?.aborted) return { kind: 'interrupted' };
+        return this.fail(record, op, phase, toTenantdError(err, 'E_PROVIDER'), trigger);
+      }
+      op.completed.push(phase);
+      record.retry = null;
+      if (result.outputs) record.outputs = { ...record.outputs, ...result.outputs };
+      await this.save(record);
+      this.deps.publisher.publish({
+        type: 'PhaseCompleted',
+        tenantId: record.tenantId,
+        operationId: op.id,
+        phase,
+        status: opStatus,
+        summary: result.summary,
+        durationMs: this.now().getTime() - started,
+      });
+    }
+    /* c8 ignore next */
+    throw new TenantdError('E_PHASES', 'stalled', `operation ${op.id} ended without Complete`);
+  }
+
+  private async step(phase: Phase, record: TenantRecord, op: Operation, rendered: RenderedTenant | null, signal: AbortSignal): Promise<PhaseResult> {
+    const p = this.deps.provider;
+    const ctx: ProviderContext = {
+      tenantId: record.tenantId,
+      tenant: op.document,
+      desired: rendered,
+      operationId: op.id,
+      signal,
+      progress: (message, data) =>
+        this.deps.publisher.publish({ type: 'PhaseProgress', tenantId: record.tenantId, operationId: op.id, phase, message, ...(data ? { data } : {}) }),
+    };
+    switch (phase) {
+      case 'Request':
+        return { summary: op.kind === 'delete' ? 'deprovision requested' : `rendered ${rendered ? Object.values(rendered.groups).flat().length : 0} objects` };
+      case 'Plan': {
+        const plan = await p.plan(ctx);
+        const counts: Record<string, number> = {};
+        for (const c of plan.changes) counts[c.action] = (counts[c.action] ?? 0) + 1;
+        record.lastPlan = {
+          operationId: op.id,
+          commit: op.target.commit,
+          summary: plan.summary,
+          counts,
+          changes: plan.changes
+            .filter((c) => c.action !== 'unchanged')
+            .map((c) => ({ ref: refKey(c.ref), action: c.action, ...(c.fields ? { fields: c.fields } : {}) })),
+        };
+        return plan;
+      }
+      case 'Apply':
+        return op.kind === 'delete' ? p.destroy(ctx) : p.apply(ctx);
+      case 'Deploy':
+        return p.deploy(ctx);
+      case 'Configure':
+        return p.configure(ctx);
+      case 'Verify':
+        return p.verify(ctx);
+      /* c8 ignore next 2 */
+      default:
+        throw new TenantdError('E_PHASE_UNKNOWN', 'stalled', `no step for phase ${phase}`);
+    }
+  }
+
+  private complete(record: TenantRecord, op: Operation, rendered: RenderedTenant | null): void {
+    if (op.kind === 'delete') {
+      record.applied = null;
+      record.outputs = {};
+    } else {
+      record.applied = { commit: op.target.commit, specDigest: op.target.specDigest, document: op.document, at: this.now().toISOString() };
+      if (rendered) record.outputs = { ...outputsFor(rendered), ...record.outputs };
+    }
+    record.operation = null;
+    record.retry = null;
+    record.hold = null;
+  }
+
+  private async fail(record: TenantRecord, op: Operation, phase: Phase, err: TenantdError, trigger: string): Promise<ReconcileOutcome> {
+    const attempt = (record.retry?.attempt ?? 0) + 1;
+    const lastError = { code: err.code, kind: err.kind, message: err.message, phase };
+    const at = err.kind === 'stalled' ? null : new Date(this.now().getTime() + backoffDelay(this.deps.backoff, attempt, this.random));
+    record.retry = { attempt, nextAttemptAt: at ? at.toISOString() : null, lastError };
+    this.deps.publisher.publish({
+      type: 'PhaseFailed',
+      tenantId: record.tenantId,
+      operationId: op.id,
+      phase,
+      code: err.code,
+      kind: err.kind,
+      message: err.message,
+      attempt,
+      nextAttemptAt: record.retry.nextAttemptAt,
+    });
+    const details = { operationId: op.id, error: { code: err.code, kind: err.kind, message: err.message }, attempt, nextAttemptAt: record.retry.nextAttemptAt };
+    if (err.kind === 'waiting') {
+      // Waiting on a dependency is not a failure: the status stays, the retry is recorded.
+      await this.save(record);
+    } else {
+      await this.transition(record, 'FAILED', phase, trigger, details);
+    }
+    return at ? { kind: 'retry', at, attempt } : { kind: 'stalled', code: err.code };
+  }
+
+  private describe(record: TenantRecord, doc: TenantInfrastructureDocument): void {
+    record.cloudProvider = doc.spec.cloudProvider;
+    record.region = doc.spec.region;
+    record.namespace = namespaceFor(doc.metadata.tenantId);
+    record.configuration = doc.spec.configuration;
+    record.terraformStateKey = this.stateKey(record.tenantId);
+  }
+
+  private opDetails(op: Operation): Record<string, unknown> {
+    return { operationId: op.id, operation: op.kind, commit: op.target.commit, specDigest: op.target.specDigest };
+  }
+
+  private newRecord(tenantId: string): TenantRecord {
+    const now = this.now().toISOString();
+    return {
+      id: this.newId(),
+      tenantId,
+      status: 'PENDING',
+      phase: null,
+      cloudProvider: null,
+      region: null,
+      namespace: null,
+      configuration: null,
+      terraformStateKey: null,
+      desired: null,
+      applied: null,
+      operation: null,
+      retry: null,
+      conditions: [],
+      outputs: {},
+      lastPlan: null,
+      hold: null,
+      lastTransition: null,
+      recentTransitions: [],
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
+  /** Record first, then the log (see class comment). */
+  private async transition(record: TenantRecord, status: TenantStatus, phase: Phase | null, trigger: string, details: Record<string, unknown>): Promise<void> {
+    const from = record.lastTransition ? record.lastTransition.toState : stateOf(record);
+    const fromStatus = record.status;
+    const t: InfrastructureStateTransition = {
+      id: this.newId(),
+      tenantId: record.tenantId,
+      fromState: from,
+      toState: machineState(status, phase),
+      trigger,
+      details,
+      timestamp: this.now().toISOString(),
+    };
+    record.status = status;
+    record.phase = phase;
+    record.lastTransition = t;
+    record.recentTransitions = [...record.recentTransitions, t].slice(-RECENT);
+    await this.save(record);
+    await this.deps.log.append(t);
+    if (fromStatus !== status) {
+      this.deps.publisher.publish({ type: 'StatusChanged', tenantId: record.tenantId, from: fromStatus, to: status, reason: trigger });
+    }
+  }
+
+  private async save(record: TenantRecord): Promise<void> {
+    const now = this.now();
+    record.updatedAt = now.toISOString();
+    record.conditions = computeConditions(record, now);
+    await this.deps.store.put(structuredClone(record));
+    this.deps.onRecordChanged?.(record.tenantId);
+  }
+}

@@ -1,0 +1,52 @@
+import t from 'tap';
+import { parseDaemonConfig, parsePoll } from '../daemon/config.js';
+
+t.test('defaults: embedded repository, main, ./.tenantd, render, 30 s polls, port 8089, concurrency 4', async (t) => {
+  const c = parseDaemonConfig([], {}, '/srv');
+  t.equal(c.repo, null);
+  t.equal(c.branch, 'main');
+  t.equal(c.dataDir, '/srv/.tenantd');
+  t.equal(c.provider, 'render');
+  t.same(c.poll, { kind: 'interval', seconds: 30 });
+  t.equal(c.port, 8089);
+  t.equal(c.concurrency, 4);
+  t.equal(c.statusBranch, null);
+});
+
+t.test('flags win over environment variables, which win over defaults', async (t) => {
+  const env = { TENANTD_REPO: 'https://git.example/tenants.git', TENANTD_BRANCH: 'prod', TENANTD_CONCURRENCY: '8', PORT: '9000', TENANTD_POLL: '*/15 * * * * *' };
+  const c = parseDaemonConfig(['--branch', 'staging', '--data-dir', 'state', '--status-branch', 'tenantd-status'], env, '/srv');
+  t.equal(c.repo, 'https://git.example/tenants.git');
+  t.equal(c.branch, 'staging');
+  t.equal(c.concurrency, 8);
+  t.equal(c.port, 9000);
+  t.equal(c.dataDir, '/srv/state');
+  t.equal(c.statusBranch, 'tenantd-status');
+  t.same(c.poll, { kind: 'cron', expression: '*/15 * * * * *' });
+  t.equal(parseDaemonConfig(['--repo', 'repo'], {}, '/srv').repo, '/srv/repo', 'local paths are absolute');
+});
+
+t.test('bad values are E_CONFIG errors naming the flag', async (t) => {
+  const cases: Array<[string[], Record<string, string>, string]> = [
+    [['--provider', 'terraform'], {}, 'provider'],
+    [[], { TENANTD_CONCURRENCY: '0' }, 'concurrency'],
+    [['--concurrency', 'lots'], {}, 'concurrency'],
+    [['--port', '70000'], {}, 'port'],
+    [['--poll', 'every minute'], {}, 'poll'],
+    [['--branch', 'a..b'], {}, 'branch'],
+    [['--repo', 'ssh://git@host/x.git'], {}, 'repo'],
+    [['--retry-base', '10', '--retry-cap', '5'], {}, 'retry-cap'],
+    [['--log-format', 'xml'], {}, 'log-format'],
+  ];
+  for (const [argv, env, field] of cases) {
+    t.throws(() => parseDaemonConfig(argv, env, '/'), { code: 'E_CONFIG', data: { field } }, `${argv.join(' ')} ${JSON.stringify(env)}`);
+  }
+  t.throws(() => parseDaemonConfig(['--nope'], {}, '/'), { code: 'E_CONFIG' }, 'unknown flags are refused');
+});
+
+t.test('poll accepts seconds, "Ns", 0 (off) and cron expressions', async (t) => {
+  t.same(parsePoll('10'), { kind: 'interval', seconds: 10 });
+  t.same(parsePoll('10s'), { kind: 'interval', seconds: 10 });
+  t.same(parsePoll('0'), { kind: 'off' });
+  t.same(parsePoll('*/5 * * * *'), { kind: 'cron', expression: '*/5 * * * *' });
+});

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isTenantdError } from '../core/errors.js';
-import { daemonHelp, parseDaemonConfig } from './config.js';
+import type { ApiAuthenticator } from '../api/app.js';
+import { createAuthenticator, ensureBootstrapToken } from '../api/auth/index.js';
+import { isTenantdError, TenantdError } from '../core/errors.js';
+import { startApiServer, type ApiServer } from './api-server.js';
+import { daemonHelp, parseDaemonConfig, type DaemonConfig } from './config.js';
 import { TenantdDaemon } from './daemon.js';
 import { initTenantsRepo } from './init-repo.js';
 import { formatPlan, planCommand, parsePlanArgs } from './plan-command.js';
@@ -88,12 +91,54 @@ async function daemonCommand(args: string[], io: CliIo): Promise<number> {
     `tenantd: watching ${repo} (branch ${config.branch}) with the ${config.provider} provider; data in ${config.dataDir}\n` +
       (config.repo === null ? `tenantd: embedded repository: edit ${path.join(repo, 'tenants')}/*.yaml and commit with git; status lands in status/\n` : ''),
   );
+  let api: ApiServer;
+  try {
+    api = await startApiServer(daemon, {
+      host: config.host,
+      port: config.port,
+      auth: await createDaemonAuthenticator(config, io),
+      webhookSecrets: config.webhookSecrets,
+      logError: (requestId, err) => io.err(`${JSON.stringify({ level: 'error', msg: 'API request failed', requestId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) })}\n`),
+    });
+  } catch (err: unknown) {
+    await daemon.stop();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new TenantdError('E_CONFIG', 'stalled', `--port (PORT) = ${config.port}: the port is already in use on ${config.host}`, { field: 'port' });
+    }
+    throw err;
+  }
+  io.out(`tenantd: API on ${api.url} (webhooks ${config.webhookSecrets.length ? 'on' : 'off: set --webhook-secret'})\n`);
   await daemon.start();
   const signal = await io.stopSignal;
   io.out(`tenantd: ${signal} received, finishing the current checkpoint\n`);
+  await api.close();
   await daemon.stop();
   io.out('tenantd: stopped\n');
   return 0;
+}
+
+/** Tokens file, JWTs, or — with nothing configured — a generated admin token printed once. */
+async function createDaemonAuthenticator(config: DaemonConfig, io: CliIo): Promise<ApiAuthenticator> {
+  const a = config.auth;
+  let tokensFile = a.tokensFile;
+  if (a.insecureNoAuth) {
+    io.err('tenantd: WARNING: --insecure-no-auth: the API accepts every request without authentication\n');
+  } else if (!tokensFile && !a.jwtSecret && !a.jwksFile) {
+    const boot = await ensureBootstrapToken(config.dataDir);
+    tokensFile = boot.file;
+    if (boot.token) {
+      io.out(`tenantd: created an admin API token; it is shown only now (only its hash is kept in ${boot.file}):\n\n    ${boot.token}\n\n`);
+    }
+  }
+  return createAuthenticator({
+    insecureNoAuth: a.insecureNoAuth,
+    ...(tokensFile ? { tokensFile } : {}),
+    ...(a.jwtSecret ? { jwtSecret: a.jwtSecret } : {}),
+    ...(a.jwksFile ? { jwksFile: a.jwksFile } : {}),
+    ...(a.issuer ? { issuer: a.issuer } : {}),
+    ...(a.audience ? { audience: a.audience } : {}),
+    onReloadError: (err: unknown) => io.err(`tenantd: keeping the previous API credentials: ${err instanceof Error ? err.message : String(err)}\n`),
+  });
 }
 
 function processStopSignal(): Promise<string> {

@@ -24,6 +24,9 @@ export interface DaemonConfig {
   author: { name: string; email: string };
   backoff: BackoffPolicy;
   logFormat: 'human' | 'json';
+  host: string;
+  auth: { tokensFile: string | null; jwtSecret: string | null; jwksFile: string | null; issuer: string | null; audience: string | null; insecureNoAuth: boolean };
+  webhookSecrets: string[];
 }
 
 /** Each flag, its environment variable and how to read it. One table so help text and parsing agree. */
@@ -42,7 +45,15 @@ const FLAGS = {
   'retry-base': { env: 'TENANTD_RETRY_BASE', help: 'first retry delay in seconds (default 5)' },
   'retry-cap': { env: 'TENANTD_RETRY_CAP', help: 'largest retry delay in seconds (default 300)' },
   'log-format': { env: 'TENANTD_LOG_FORMAT', help: 'human (one line per tenant phase) or json (structured event lines) (default human)' },
-} as const;
+  host: { env: 'TENANTD_HOST', help: 'address the API listens on (default 0.0.0.0)' },
+  'tokens-file': { env: 'TENANTD_TOKENS_FILE', help: 'API tokens file (named, hashed, scoped); default: a generated admin token in <data-dir>' },
+  'jwt-secret': { env: 'TENANTD_JWT_SECRET', help: 'accept HS256 JWTs signed with this secret (at least 32 bytes)' },
+  'jwks-file': { env: 'TENANTD_JWKS_FILE', help: 'accept RS256/ES256 JWTs signed by these keys' },
+  'jwt-issuer': { env: 'TENANTD_JWT_ISSUER', help: 'required JWT iss' },
+  'jwt-audience': { env: 'TENANTD_JWT_AUDIENCE', help: 'required JWT aud' },
+  'insecure-no-auth': { env: 'TENANTD_INSECURE_NO_AUTH', help: 'serve the API without authentication (never in production)', boolean: true },
+  'webhook-secret': { env: 'TENANTD_WEBHOOK_SECRET', help: 'secret for git webhook signatures; comma-separated while rotating; unset = webhooks off' },
+} as const satisfies Record<string, { env: string; help: string; boolean?: true }>;
 type FlagName = keyof typeof FLAGS;
 
 export function daemonHelp(): string {
@@ -75,10 +86,13 @@ export function parsePoll(raw: string): PollSchedule {
 
 /** Flags win over environment variables, which win over defaults. A bad value is an E_CONFIG error now, not a crash later. */
 export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string): DaemonConfig {
-  const options = Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }]));
+  const options = Object.fromEntries(
+    Object.entries(FLAGS).map(([k, f]) => [k, { type: 'boolean' in f ? ('boolean' as const) : ('string' as const) }]),
+  );
   let values: Record<string, string | undefined>;
   try {
-    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values as Record<string, string | undefined>;
+    const parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values as Record<string, string | boolean | undefined>;
+    values = Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, v === true ? 'true' : v === false ? undefined : v]));
   } catch (err: unknown) {
     throw new TenantdError('E_CONFIG', 'stalled', err instanceof Error ? err.message : String(err), {});
   }
@@ -102,7 +116,23 @@ export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: s
   const retryBase = intIn('retry-base', get('retry-base') ?? '5', 1, 3600);
   const retryCap = intIn('retry-cap', get('retry-cap') ?? '300', 1, 86_400);
   if (retryCap < retryBase) throw bad('retry-cap', String(retryCap), 'must not be smaller than --retry-base');
+  const insecure = get('insecure-no-auth') ?? 'false';
+  if (!['true', 'false', '1', '0'].includes(insecure)) throw bad('insecure-no-auth', insecure, 'must be true or false');
+  const file = (flag: FlagName): string | null => {
+    const v = get(flag);
+    return v === undefined ? null : path.resolve(cwd, v);
+  };
   return {
+    host: get('host') ?? '0.0.0.0',
+    auth: {
+      tokensFile: file('tokens-file'),
+      jwtSecret: get('jwt-secret') ?? null,
+      jwksFile: file('jwks-file'),
+      issuer: get('jwt-issuer') ?? null,
+      audience: get('jwt-audience') ?? null,
+      insecureNoAuth: insecure === 'true' || insecure === '1',
+    },
+    webhookSecrets: (get('webhook-secret') ?? '').split(',').map((x) => x.trim()).filter(Boolean),
     repo: repo === null || /^https?:\/\//i.test(repo) ? repo : path.resolve(cwd, repo),
     branch,
     statusBranch,

@@ -38,6 +38,7 @@ export class TenantdDaemon {
   private pollTimer: { stop(): void } | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private polling: Promise<PollResult> | null = null;
+  private followUp: Promise<PollResult> | null = null;
   private stopping = false;
   private sourceReady = false;
 
@@ -149,18 +150,38 @@ export class TenantdDaemon {
     return this.sourceReady;
   }
 
-  /** Fetch the source; when the head moved, queue exactly the tenants whose files changed. */
+  /** /readyz: the repository answered the last poll and the provider's backend can be reached. */
+  async isReady(): Promise<boolean> {
+    if (!this.sourceReady || this.stopping) return false;
+    return this.provider.ready ? this.provider.ready().catch(() => false) : true;
+  }
+
+  /**
+   * Fetch the source; when the head moved, queue exactly the tenants whose files changed.
+   * A poll asked for while one runs is run once more after it (its fetch may have missed the
+   * commit that prompted the ask); asks made meanwhile share that one follow-up.
+   */
   poll(trigger = 'poll'): Promise<PollResult> {
-    if (this.polling) return this.polling;
-    this.polling = this.pollOnce(trigger).finally(() => {
-      this.polling = null;
-    });
-    return this.polling;
+    if (!this.polling) {
+      this.polling = this.pollOnce(trigger).finally(() => {
+        this.polling = null;
+      });
+      return this.polling;
+    }
+    if (!this.followUp) {
+      const after = this.polling.catch(() => undefined);
+      this.followUp = after.then(() => {
+        this.followUp = null;
+        return this.poll(trigger);
+      });
+    }
+    return this.followUp;
   }
 
   private async pollOnce(trigger: string): Promise<PollResult> {
     if (this.stopping) return { head: this.loader.commit, changed: [] };
     let head: string | null;
+    const started = Date.now();
     try {
       head = await this.git.sync();
       this.sourceReady = true;
@@ -170,7 +191,10 @@ export class TenantdDaemon {
       this.publisher.publish({ type: 'SourceFailed', code: e.code, message: e.message });
       return { head: this.loader.commit, changed: [] };
     }
-    if (!head || head === this.loader.commit) return { head, changed: [] };
+    if (!head || head === this.loader.commit) {
+      this.publisher.publish({ type: 'SourceUnchanged', commit: head, durationMs: Date.now() - started });
+      return { head, changed: [] };
+    }
     const startup = this.loader.commit === null;
     const previous = this.loader.commit;
     const changes = await this.loader.advance(head);
@@ -188,7 +212,7 @@ export class TenantdDaemon {
       const why = startup && record && (record.operation || record.retry) && record.desired?.blobOid === desired?.blobOid ? 'resume' : `commit:${head}`;
       this.queue.enqueue(tenantId, trigger === 'poll' || trigger === 'startup' ? why : `${trigger}@${head}`, { supersede: true });
     }
-    this.publisher.publish({ type: 'SourceFetched', commit: head, previous, changedTenants: changed.length });
+    this.publisher.publish({ type: 'SourceFetched', commit: head, previous, changedTenants: changed.length, durationMs: Date.now() - started, trigger });
     return { head, changed };
   }
 
@@ -201,9 +225,10 @@ export class TenantdDaemon {
   async whenIdle(): Promise<void> {
     for (;;) {
       if (this.polling) await this.polling;
+      if (this.followUp) await this.followUp;
       await this.queue.whenIdle();
       await this.status.flush();
-      if (this.queue.isIdle() && !this.polling && this.status.pending === 0) return;
+      if (this.queue.isIdle() && !this.polling && !this.followUp && this.status.pending === 0) return;
     }
   }
 

@@ -79,6 +79,7 @@ export class StatusWriter {
   }
 
   private async commit(batch: string[]): Promise<string | null> {
+    const started = Date.now();
     try {
       const result = await this.deps.git.commitFiles({
         ...(this.deps.branch ? { branch: this.deps.branch } : {}),
@@ -91,7 +92,7 @@ export class StatusWriter {
             return record ? [{ path: statusPath(id), content: renderStatusFile(record) }] : [];
           }),
       });
-      if (result) this.deps.publisher.publish({ type: 'StatusCommitted', commit: result.commit, tenants: batch.length });
+      if (result) this.deps.publisher.publish({ type: 'StatusCommitted', commit: result.commit, tenants: batch.length, durationMs: Date.now() - started });
       return result?.commit ?? null;
     } catch (err: unknown) {
       for (const id of batch) this.dirty.add(id);

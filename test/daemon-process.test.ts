@@ -87,3 +87,50 @@ t.test('a daemon killed with SIGKILL mid-reconcile resumes and converges, nothin
   await gitOut(repo, ['fsck', '--no-dangling']);
 });
 
+
+t.test('a running tenantd serves the API: the seed curl provisions 550e8400 to ACTIVE with the bootstrap token', async (t) => {
+  const dir = t.testdir();
+  const repo = path.join(dir, 'repo');
+  const dataDir = path.join(dir, 'data');
+  await initRepo(repo);
+  await commitFiles(repo, { 'tenants/first.yaml': tenantYaml('first') }, 'one tenant');
+  const p = spawnTenantd(['daemon', '--repo', repo, '--data-dir', dataDir, '--poll', '0', '--host', '127.0.0.1', '--port', '0']);
+  t.teardown(() => {
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  });
+  await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.output()), 60_000, 'the API to listen');
+  const url = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(p.output())?.[1] as string;
+  const token = /^\s+(tdk_[A-Za-z0-9_-]+)$/m.exec(p.output())?.[1];
+  t.ok(token, 'the bootstrap admin token is printed once');
+  const tokensFile = path.join(dataDir, 'api-tokens.yaml');
+  t.equal((await fsp.stat(tokensFile)).mode & 0o777, 0o600, 'kept with mode 0600');
+  t.notMatch(await fsp.readFile(tokensFile, 'utf8'), token as string, 'only its hash is stored');
+
+  const body = { tier: 'professional', region: 'eastus', cloudProvider: 'AZURE', configuration: { databaseSize: 'GP_Gen5_2', storageGb: 100, enableHa: true } };
+  const unauth = await fetch(`${url}/api/v1/infrastructure/tenants/550e8400/provision`, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+  t.equal(unauth.status, 401, 'never served unauthenticated');
+  const res = await fetch(`${url}/api/v1/infrastructure/tenants/550e8400/provision`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token as string}` },
+  });
+  t.equal(res.status, 202);
+  const { commit } = (await res.json()) as { commit: string };
+  t.match(await gitOut(repo, ['show', `${commit}:tenants/550e8400.yaml`]), /cloudProvider: AZURE/);
+  let tenant: { status?: string } = {};
+  await waitFor(async () => {
+    tenant = (await (await fetch(`${url}/api/v1/infrastructure/tenants/550e8400`, { headers: { Authorization: `Bearer ${token as string}` } })).json()) as { status?: string };
+    return tenant.status === 'ACTIVE';
+  }, 30_000, '550e8400 ACTIVE');
+  const transitions = (await (await fetch(`${url}/api/v1/infrastructure/tenants/550e8400/transitions`, { headers: { Authorization: `Bearer ${token as string}` } })).json()) as { items: Array<{ toState: string }> };
+  t.same(transitions.items.map((x) => x.toState.split('/')[1]), [...PHASES]);
+  p.child.kill('SIGTERM');
+  t.equal((await p.exited).code, 0);
+
+  // A restart keeps the token (hashed) and does not print a new one.
+  const again = spawnTenantd(['daemon', '--repo', repo, '--data-dir', dataDir, '--poll', '0', '--host', '127.0.0.1', '--port', '0']);
+  await waitFor(() => /API on/.test(again.output()), 60_000, 'restart');
+  t.notMatch(again.output(), /tdk_/, 'the token is not printed again');
+  again.child.kill('SIGTERM');
+  t.equal((await again.exited).code, 0);
+});

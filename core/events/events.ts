@@ -6,7 +6,8 @@ interface Base {
 }
 
 export type ReconciliationEvent =
-  | (Base & { type: 'SourceFetched'; commit: string; previous: string | null; changedTenants: number })
+  | (Base & { type: 'SourceFetched'; commit: string; previous: string | null; changedTenants: number; durationMs: number; trigger: string })
+  | (Base & { type: 'SourceUnchanged'; commit: string | null; durationMs: number })
   | (Base & { type: 'SourceFailed'; code: string; message: string })
   | (Base & { type: 'ReconcileStarted'; tenantId: string; operationId: string; operation: string; trigger: string; commit: string | null })
   | (Base & { type: 'PhaseStarted'; tenantId: string; operationId: string; phase: Phase; status: TenantStatus })
@@ -14,7 +15,8 @@ export type ReconciliationEvent =
   | (Base & { type: 'PhaseFailed'; tenantId: string; operationId: string; phase: Phase; code: string; kind: string; message: string; attempt: number; nextAttemptAt: string | null })
   | (Base & { type: 'PhaseProgress'; tenantId: string; operationId: string; phase: Phase; message: string; data?: Record<string, unknown> })
   | (Base & { type: 'StatusChanged'; tenantId: string; from: TenantStatus | null; to: TenantStatus; reason: string })
-  | (Base & { type: 'StatusCommitted'; commit: string; tenants: number })
+  | (Base & { type: 'StatusCommitted'; commit: string; tenants: number; durationMs: number })
+  | (Base & { type: 'TenantCommitted'; commit: string; action: string; requestId: string; durationMs: number })
   | (Base & { type: 'StatusCommitFailed'; code: string; message: string });
 
 export type ReconciliationEventType = ReconciliationEvent['type'];

@@ -41,7 +41,11 @@ export class ReconciliationEventPublisher {
 
 /** The default subscriber: one structured JSON line per event. */
 export function jsonLineSubscriber(write: (line: string) => void): EventSubscriber {
-  return (event) => write(`${JSON.stringify({ level: event.type.endsWith('Failed') ? 'error' : 'info', ...event })}\n`);
+  return (event) => {
+    // A poll that found nothing new every few seconds is noise in a log; it still reaches metrics.
+    if (event.type === 'SourceUnchanged') return;
+    write(`${JSON.stringify({ level: event.type.endsWith('Failed') ? 'error' : 'info', ...event })}\n`);
+  };
 }
 
 /** A human-readable line per tenant phase, for the embedded default's console. */

@@ -24,11 +24,11 @@ import httpNode from 'isomorphic-git/http/node';
 import { retryable, stalled } from '../errors.js';
 import { atomicWriteFs } from './atomic-fs.js';
 import { errCode, objectError, redact } from './errors.js';
-import { locateLocalRepo, parseRepoSpec } from './location.js';
+import { locateLocalRepo, looksLikeGitdir, parseRepoSpec } from './location.js';
 import { Mutex } from './mutex.js';
 import { ensureMirror, fetchBranch, pushCommit, type RemoteCtx } from './remote.js';
 import { applyChanges, type WrittenFile } from './tree-write.js';
-import { changedFilesBetween, commitTree, listFilesAt, type RepoCtx } from './tree.js';
+import { changedFilesBetween, commitTree, fileOidAt, listFilesAt, type RepoCtx } from './tree.js';
 import { isCheckedOut, planPaths, updateWorktree, type WorktreeCtx } from './worktree.js';
 import type {
   ChangedFile,
@@ -140,7 +140,13 @@ export class GitStore {
    */
   sync(): Promise<string | null> {
     return this.mutex.run(async () => {
-      if (!this.remoteCtx) return this.resolveBranch(this.branch);
+      if (!this.remoteCtx) {
+        // A local repository that disappeared (unmounted volume, moved path) is unreachable, not empty.
+        if (!(await looksLikeGitdir(this.ctx.fs, this.ctx.gitdir))) {
+          throw retryable('E_GIT_REPO_NOT_FOUND', `${this.ctx.gitdir} is no longer a git repository`, { gitdir: this.ctx.gitdir });
+        }
+        return this.resolveBranch(this.branch);
+      }
       const local = await this.resolveBranch(this.branch);
       const head = await fetchBranch(this.remoteCtx, this.branch);
       if (head === null) {
@@ -174,6 +180,12 @@ export class GitStore {
    */
   changedFiles(from: string | null, to: string, dir: string): Promise<ChangedFile[]> {
     return changedFilesBetween(this.ctx, from, to, dir);
+  }
+
+  /** One file at a commit (its blob oid and text), or null when the commit has no such file. */
+  async fileAt(commit: string, filePath: string): Promise<{ oid: string; text: string } | null> {
+    const oid = await fileOidAt(this.ctx, commit, filePath);
+    return oid === null ? null : { oid, text: await this.readBlob(oid) };
   }
 
   /** A blob's content as utf8. */

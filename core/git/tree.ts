@@ -68,6 +68,18 @@ export async function subtreeAt(ctx: RepoCtx, rootTree: string, segs: string[]):
   return oid;
 }
 
+/** The blob oid of the file at `filePath` in `commit`, or null when there is none. */
+export async function fileOidAt(ctx: RepoCtx, commit: string, filePath: string): Promise<string | null> {
+  const segs = dirSegments(filePath);
+  const name = segs.pop();
+  if (name === undefined) return null;
+  const root = await readTreeEntries(ctx, commit);
+  const dir = await subtreeAt(ctx, root.oid, segs);
+  if (dir === null) return null;
+  const entry = (await readTreeEntries(ctx, dir)).entries.find((e) => e.path === name);
+  return entry && entry.type === 'blob' ? entry.oid : null;
+}
+
 const byPath = (a: { path: string }, b: { path: string }): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
 /** Files (blobs) directly under `dir` at `commit`, sorted by path; [] when `dir` is missing. */

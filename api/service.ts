@@ -1,0 +1,298 @@
+import { randomUUID } from 'node:crypto';
+import { digestOf } from '../core/canonical.js';
+import type { DesiredStateLoader } from '../core/desired/loader.js';
+import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
+import type { TransitionLog } from '../core/log/transition-log.js';
+import type { InfrastructureStateTransition } from '../core/log/transition.js';
+import type { TenantStatus } from '../core/phases.js';
+import type { DesiredInfrastructureState, TenantRecord } from '../core/state/record.js';
+import type { TenantStateStore } from '../core/state/store.js';
+import { DNS1123_LABEL, MAX_TENANT_ID_LENGTH, namespaceFor, type TenantInfrastructureDocument } from '../core/tenant/types.js';
+import { parseTenantFile, serializeTenant } from '../core/tenant/validate.js';
+import { apiError } from './problem.js';
+import { bodyFromDocument, documentFromBody, mergePatch } from './tenant-body.js';
+
+/** The parts of the git store the API writes and reads through. */
+export interface ApiGit {
+  resolve(ref: string): Promise<string | null>;
+  fileAt(commit: string, path: string): Promise<{ oid: string; text: string } | null>;
+  commitFiles(req: {
+    message: string;
+    author: { name: string; email: string };
+    build: (head: string | null) => Promise<Array<{ path: string; content: string | null }>> | Array<{ path: string; content: string | null }>;
+  }): Promise<{ commit: string; parent: string | null } | null>;
+}
+
+export interface ServiceDeps {
+  git: ApiGit;
+  branch: string;
+  store: TenantStateStore;
+  log: TransitionLog;
+  loader: DesiredStateLoader;
+  publisher: ReconciliationEventPublisher;
+  /** Tell the daemon a commit landed (it polls at once, naming `trigger`). */
+  nudge(trigger: string): void;
+  requestReconcile(tenantId: string, trigger: string): void;
+  now?: () => Date;
+}
+
+export interface Caller {
+  name: string;
+  requestId: string;
+}
+
+/** The seed's TenantInfrastructure entity as the API shows it. */
+export interface TenantEntity {
+  id: string | null;
+  tenantId: string;
+  status: TenantStatus;
+  phase: string | null;
+  cloudProvider: string | null;
+  region: string | null;
+  namespace: string;
+  configuration: TenantInfrastructureDocument['spec']['configuration'] | null;
+  terraformStateKey: string | null;
+  conditions: TenantRecord['conditions'];
+  /** The newest commit of the tracked branch that holds this tenant's current file. */
+  desiredCommit: string | null;
+  /** The commit tenantd last acted on for this tenant. */
+  observedCommit: string | null;
+  /** The commit last applied successfully. */
+  appliedCommit: string | null;
+  /** False while the current file has not been picked up by a reconcile yet. */
+  reconciled: boolean;
+  outputs: Record<string, string>;
+  retry: TenantRecord['retry'];
+  lastPlan: TenantRecord['lastPlan'];
+  spec: TenantInfrastructureDocument['spec'] | null;
+  createdAt: string | null;
+  updatedAt: string | null;
+}
+
+const tenantPath = (id: string): string => `tenants/${id}.yaml`;
+
+export function assertTenantId(id: string): void {
+  if (!DNS1123_LABEL.test(id) || id.length > MAX_TENANT_ID_LENGTH) {
+    throw apiError(
+      'E_BAD_TENANT_ID',
+      `tenant id must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit) of at most ${MAX_TENANT_ID_LENGTH} characters`,
+      { errors: [{ path: 'tenantId', message: 'not a DNS-1123 label of at most 56 characters' }] },
+    );
+  }
+}
+
+/** The author of a commit made for a caller: the caller's name, an address that says where it came from. */
+const authorOf = (caller: Caller): { name: string; email: string } => ({
+  name: caller.name,
+  email: `${caller.name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'api'}@api.tenantd`,
+});
+
+/**
+ * The TenantInfrastructureService: every write is one commit to the tenants repository, authored
+ * as the caller with the request id in the message; the daemon reconciles it like any other
+ * commit. Checks that depend on the current file (exists, ETag, deletion protection) run inside
+ * the commit's build step, which the git store runs against the branch head under its lock — and
+ * again on the new head if a push is rejected — so two writers can never both pass them.
+ */
+export class TenantInfrastructureService {
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  private async head(): Promise<string | null> {
+    return this.deps.git.resolve(`refs/heads/${this.deps.branch}`);
+  }
+
+  private async currentFile(head: string | null, tenantId: string): Promise<{ oid: string; text: string } | null> {
+    return head ? this.deps.git.fileAt(head, tenantPath(tenantId)) : null;
+  }
+
+  /** The entity and its ETag (the tenant file's blob id), or null when neither a file nor a record exists. */
+  async get(tenantId: string): Promise<{ entity: TenantEntity; etag: string | null } | null> {
+    assertTenantId(tenantId);
+    const head = await this.head();
+    const file = await this.currentFile(head, tenantId);
+    const record = this.deps.store.get(tenantId);
+    if (!file && !record) return null;
+    const parsed = file ? parseTenantFile(tenantPath(tenantId), file.text) : null;
+    const doc = parsed?.ok ? parsed.tenant : (record?.applied?.document ?? null);
+    return { entity: this.entity(tenantId, record, file ? { oid: file.oid, commit: head } : null, doc), etag: file ? `"${file.oid}"` : null };
+  }
+
+  private entity(tenantId: string, record: TenantRecord | undefined, file: { oid: string; commit: string | null } | null, doc: TenantInfrastructureDocument | null): TenantEntity {
+    const seen = record?.desired ?? null;
+    const reconciled = file ? seen?.blobOid === file.oid && !record?.operation : !record || record.status === 'DEPROVISIONED';
+    return {
+      id: record?.id ?? null,
+      tenantId,
+      status: record?.status ?? 'PENDING',
+      phase: record?.phase ?? null,
+      cloudProvider: record?.cloudProvider ?? doc?.spec.cloudProvider ?? null,
+      region: record?.region ?? doc?.spec.region ?? null,
+      namespace: record?.namespace ?? namespaceFor(tenantId),
+      configuration: record?.configuration ?? doc?.spec.configuration ?? null,
+      terraformStateKey: record?.terraformStateKey ?? null,
+      conditions: record?.conditions ?? [],
+      desiredCommit: seen?.blobOid === file?.oid ? (seen?.commit ?? null) : (file?.commit ?? null),
+      observedCommit: seen?.commit ?? null,
+      appliedCommit: record?.applied?.commit ?? null,
+      reconciled,
+      outputs: record?.outputs ?? {},
+      retry: record?.retry ?? null,
+      lastPlan: record?.lastPlan ?? null,
+      spec: doc?.spec ?? null,
+      createdAt: record?.createdAt ?? null,
+      updatedAt: record?.updatedAt ?? null,
+    };
+  }
+
+  /** Tenants known to the daemon (records and desired files), sorted by id, filtered and paged. */
+  list(opts: { status?: string; limit: number; after?: string }): { items: TenantEntity[]; next: string | null; total: number } {
+    const ids = new Set<string>(this.deps.store.ids());
+    for (const d of this.deps.loader.all()) ids.add(d.tenantId);
+    const all = [...ids].sort();
+    const items: TenantEntity[] = [];
+    let total = 0;
+    let next: string | null = null;
+    for (const id of all) {
+      const record = this.deps.store.get(id);
+      const desired = this.deps.loader.get(id);
+      const status = record?.status ?? 'PENDING';
+      if (opts.status && status !== opts.status) continue;
+      total++;
+      if (opts.after && id <= opts.after) continue;
+      if (items.length === opts.limit) {
+        next ??= items.at(-1)?.tenantId ?? null;
+        continue;
+      }
+      items.push(this.entity(id, record, desired ? { oid: desired.blobOid, commit: desired.commit } : null, desired?.document ?? record?.applied?.document ?? null));
+    }
+    return { items, next, total };
+  }
+
+  async transitions(tenantId: string, opts: { offset: number; limit: number }): Promise<{ items: InfrastructureStateTransition[]; total: number }> {
+    assertTenantId(tenantId);
+    const total = this.deps.log.countFor(tenantId);
+    if (total === 0 && !this.deps.store.get(tenantId)) throw apiError('E_TENANT_NOT_FOUND', `no tenant ${tenantId}`, { tenantId });
+    return { items: await this.deps.log.read(tenantId, opts), total };
+  }
+
+  async desired(tenantId: string): Promise<DesiredInfrastructureState> {
+    assertTenantId(tenantId);
+    const head = await this.head();
+    const file = await this.currentFile(head, tenantId);
+    const known = this.deps.loader.get(tenantId);
+    if (file && known?.blobOid === file.oid) return known;
+    if (!file) throw apiError('E_TENANT_NOT_FOUND', `tenants/${tenantId}.yaml does not exist on ${this.deps.branch}`, { tenantId });
+    // Committed but not yet seen by the daemon: parse it here, the same way.
+    const parsed = parseTenantFile(tenantPath(tenantId), file.text);
+    return {
+      tenantId,
+      file: tenantPath(tenantId),
+      commit: head as string,
+      blobOid: file.oid,
+      specDigest: parsed.ok ? digestOf({ metadata: parsed.tenant.metadata, spec: parsed.tenant.spec }) : null,
+      document: parsed.ok ? parsed.tenant : null,
+      issues: parsed.ok ? [] : parsed.issues,
+    };
+  }
+
+  async provision(tenantId: string, body: unknown, caller: Caller): Promise<{ commit: string; entity: TenantEntity; etag: string }> {
+    assertTenantId(tenantId);
+    const doc = documentFromBody(tenantId, body);
+    const text = serializeTenant(doc);
+    const result = await this.commit(caller, `provision ${tenantId}`, async (head) => {
+      if (await this.currentFile(head, tenantId)) throw apiError('E_TENANT_EXISTS', `tenant ${tenantId} already exists; use PUT to change it`, { tenantId });
+      return [{ path: tenantPath(tenantId), content: text }];
+    });
+    return this.written(tenantId, result);
+  }
+
+  async update(tenantId: string, patch: unknown, ifMatch: string | undefined, caller: Caller): Promise<{ commit: string | null; entity: TenantEntity; etag: string }> {
+    assertTenantId(tenantId);
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
+      throw apiError('E_VALIDATION', 'the body must be a JSON object (a merge patch of the tenant)', { errors: [{ path: '', message: 'must be an object' }] });
+    }
+    const result = await this.commit(caller, `update ${tenantId}`, async (head) => {
+      const file = await this.currentFile(head, tenantId);
+      if (!file) throw apiError('E_TENANT_NOT_FOUND', `tenant ${tenantId} does not exist`, { tenantId });
+      checkIfMatch(ifMatch, file.oid);
+      const current = parseTenantFile(tenantPath(tenantId), file.text);
+      if (!current.ok) {
+        // A broken file is fixed by replacing it whole: merge onto nothing but the patch.
+        return [{ path: tenantPath(tenantId), content: serializeTenant(documentFromBody(tenantId, patch)) }];
+      }
+      const merged = mergePatch(bodyFromDocument(current.tenant), patch);
+      return [{ path: tenantPath(tenantId), content: serializeTenant(documentFromBody(tenantId, merged)) }];
+    });
+    return this.written(tenantId, result);
+  }
+
+  async remove(tenantId: string, confirm: string | undefined, ifMatch: string | undefined, caller: Caller): Promise<{ commit: string; entity: TenantEntity | null }> {
+    assertTenantId(tenantId);
+    if (confirm !== tenantId) {
+      throw apiError('E_CONFIRMATION_REQUIRED', `deprovisioning is irreversible: repeat the tenant id as ?confirm=${tenantId}`, {
+        errors: [{ path: 'confirm', message: `must equal the tenant id "${tenantId}"` }],
+      });
+    }
+    const result = await this.commit(caller, `deprovision ${tenantId}`, async (head) => {
+      const file = await this.currentFile(head, tenantId);
+      if (!file) throw apiError('E_TENANT_NOT_FOUND', `tenant ${tenantId} does not exist`, { tenantId });
+      checkIfMatch(ifMatch, file.oid);
+      const current = parseTenantFile(tenantPath(tenantId), file.text);
+      if (current.ok && current.tenant.spec.deletionProtection) {
+        throw apiError('E_DELETION_PROTECTED', `tenant ${tenantId} has deletionProtection: true; set it to false with PUT first`, { tenantId });
+      }
+      return [{ path: tenantPath(tenantId), content: null }];
+    });
+    if (!result) throw apiError('E_TENANT_NOT_FOUND', `tenant ${tenantId} does not exist`, { tenantId });
+    const after = await this.get(tenantId);
+    return { commit: result.commit, entity: after?.entity ?? null };
+  }
+
+  reconcile(tenantId: string, caller: Caller): void {
+    assertTenantId(tenantId);
+    if (!this.deps.store.get(tenantId) && !this.deps.loader.get(tenantId)) {
+      throw apiError('E_TENANT_NOT_FOUND', `no tenant ${tenantId}`, { tenantId });
+    }
+    this.deps.requestReconcile(tenantId, `api:${caller.requestId}`);
+  }
+
+  private async commit(
+    caller: Caller,
+    action: string,
+    build: (head: string | null) => Promise<Array<{ path: string; content: string | null }>>,
+  ): Promise<{ commit: string; parent: string | null } | null> {
+    const started = this.now().getTime();
+    const result = await this.deps.git.commitFiles({
+      author: authorOf(caller),
+      message: `${action}\n\nRequest-Id: ${caller.requestId}\nRequested-By: ${caller.name}\n`,
+      build,
+    });
+    if (result) {
+      this.deps.publisher.publish({ type: 'TenantCommitted', commit: result.commit, action, requestId: caller.requestId, durationMs: this.now().getTime() - started });
+      this.deps.nudge(`api:${caller.requestId}`);
+    }
+    return result;
+  }
+
+  private async written(tenantId: string, result: { commit: string } | null): Promise<{ commit: string; entity: TenantEntity; etag: string }> {
+    const after = await this.get(tenantId);
+    if (!after || !after.etag) throw apiError('E_TENANT_NOT_FOUND', `tenant ${tenantId} vanished after the write`, { tenantId });
+    // No commit means the write changed nothing (same content): answer with the current state.
+    const head = result?.commit ?? (await this.head()) ?? '';
+    return { commit: head, entity: after.entity, etag: after.etag };
+  }
+}
+
+function checkIfMatch(ifMatch: string | undefined, oid: string): void {
+  if (ifMatch === undefined) return;
+  const tags = ifMatch.split(',').map((s) => s.trim().replace(/^W\//, ''));
+  if (!tags.includes('*') && !tags.includes(`"${oid}"`)) {
+    throw apiError('E_PRECONDITION_FAILED', 'If-Match does not match the current ETag: the tenant changed since you read it', { etag: `"${oid}"` });
+  }
+}
+
+export const newRequestId = (): string => randomUUID();

@@ -1,0 +1,92 @@
+import http from 'node:http';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createApp, type ApiAuthenticator, type RouteInfo, type WebhookHandler } from '../api/app.js';
+import { IdempotencyStore } from '../api/idempotency.js';
+import { DELIVERY_LOG_FILE, DeliveryLog, isRelevantPush, verifyWebhook, type WebhookDelivery } from '../api/webhooks/index.js';
+import { createMetrics } from '../api/metrics.js';
+import { TenantInfrastructureService } from '../api/service.js';
+import { EventStreamHub } from '../api/sse.js';
+import type { TenantdDaemon } from './daemon.js';
+
+export interface ApiServerOptions {
+  host: string;
+  port: number;
+  auth: ApiAuthenticator;
+  /** Secrets accepted on webhook signatures (several while rotating); none = webhooks off. */
+  webhookSecrets?: readonly string[];
+  bodyLimit?: number;
+  logError?: (requestId: string, err: unknown) => void;
+}
+
+export interface ApiServer {
+  url: string;
+  server: http.Server;
+  routes: RouteInfo[];
+  close(): Promise<void>;
+}
+
+/** Serves the REST API for a daemon: the app over the daemon's own store, log, git and queue. */
+export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptions): Promise<ApiServer> {
+  const service = new TenantInfrastructureService({
+    git: daemon.git,
+    branch: daemon.config.branch,
+    store: daemon.store,
+    log: daemon.log,
+    loader: daemon.loader,
+    publisher: daemon.publisher,
+    nudge: (trigger) => void daemon.poll(trigger),
+    requestReconcile: (id, trigger) => daemon.requestReconcile(id, trigger),
+  });
+  const events = new EventStreamHub(daemon.publisher);
+  const metrics = createMetrics({ publisher: daemon.publisher, queue: daemon.queue, statuses: () => daemon.store.all().map((r) => r.status) });
+  const secrets = opts.webhookSecrets ?? [];
+  let webhooks: WebhookHandler<WebhookDelivery> | undefined;
+  if (secrets.length > 0) {
+    const deliveries = await DeliveryLog.open({ file: path.join(daemon.config.dataDir, DELIVERY_LOG_FILE) });
+    const branch = daemon.config.branch;
+    webhooks = {
+      branch,
+      verify: (provider, headers, raw) => verifyWebhook(provider, headers, raw, secrets, { branch }),
+      seen: async (d) => {
+        const seen = deliveries.seenDelivery(d);
+        // Durable before acting, so a redelivery after a crash is not acted on twice.
+        if (!seen) await deliveries.flush();
+        return seen;
+      },
+      relevant: (d) => isRelevantPush(d, branch),
+      onPush: (d) => void daemon.poll(`webhook:${d.deliveryId}`),
+    };
+  }
+  const app = createApp({
+    service,
+    auth: opts.auth,
+    events,
+    metrics,
+    idempotency: await IdempotencyStore.open(daemon.config.dataDir),
+    ready: () => daemon.isReady(),
+    ...(webhooks ? { webhooks } : {}),
+    ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
+    ...(opts.logError ? { logError: opts.logError } : {}),
+  });
+  const server = http.createServer(app.callback());
+  // Slow or idle clients must not hold sockets forever; SSE streams disable their own timeout.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 15_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    server,
+    routes: app.routes,
+    close: async () => {
+      events.closeAll();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

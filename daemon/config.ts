@@ -4,8 +4,7 @@ import cron from 'node-cron';
 import { TenantdError } from '../core/errors.js';
 import type { BackoffPolicy } from '../core/backoff.js';
 
-// kubernetes and pulumi join this list when their providers land (issues 4 and 5).
-export const PROVIDERS = ['render'] as const;
+export const PROVIDERS = ['render', 'kubernetes', 'pulumi'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
 export type PollSchedule = { kind: 'interval'; seconds: number } | { kind: 'cron'; expression: string } | { kind: 'off' };
@@ -27,6 +26,9 @@ export interface DaemonConfig {
   host: string;
   auth: { tokensFile: string | null; jwtSecret: string | null; jwksFile: string | null; issuer: string | null; audience: string | null; insecureNoAuth: boolean };
   webhookSecrets: string[];
+  driftIntervalSeconds: number;
+  kube: { kubeconfig: string | null; context: string | null; clustersFile: string | null };
+  pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
 }
 
 /** Each flag, its environment variable and how to read it. One table so help text and parsing agree. */
@@ -45,6 +47,14 @@ const FLAGS = {
   'retry-base': { env: 'TENANTD_RETRY_BASE', help: 'first retry delay in seconds (default 5)' },
   'retry-cap': { env: 'TENANTD_RETRY_CAP', help: 'largest retry delay in seconds (default 300)' },
   'log-format': { env: 'TENANTD_LOG_FORMAT', help: 'human (one line per tenant phase) or json (structured event lines) (default human)' },
+  'drift-interval': { env: 'TENANTD_DRIFT_INTERVAL', help: 'seconds between drift checks of ACTIVE tenants, 0 = off (default 600)' },
+  kubeconfig: { env: 'TENANTD_KUBECONFIG', help: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster)' },
+  'kube-context': { env: 'TENANTD_KUBE_CONTEXT', help: 'kubeconfig context (default: the current one)' },
+  'clusters-file': { env: 'TENANTD_CLUSTERS_FILE', help: 'YAML mapping cloudProvider + region to a kubeconfig context' },
+  'pulumi-backend': { env: 'TENANTD_PULUMI_BACKEND', help: 'Pulumi state backend URL (default file://<data-dir>/pulumi-state)' },
+  'pulumi-project': { env: 'TENANTD_PULUMI_PROJECT', help: 'Pulumi project name (default tenantd)' },
+  'pulumi-org': { env: 'TENANTD_PULUMI_ORG', help: 'Pulumi organization (default organization, the only one file backends accept)' },
+  'pulumi-secrets-provider': { env: 'TENANTD_PULUMI_SECRETS_PROVIDER', help: 'passphrase (default; PULUMI_CONFIG_PASSPHRASE) or a KMS URL' },
   host: { env: 'TENANTD_HOST', help: 'address the API listens on (default 0.0.0.0)' },
   'tokens-file': { env: 'TENANTD_TOKENS_FILE', help: 'API tokens file (named, hashed, scoped); default: a generated admin token in <data-dir>' },
   'jwt-secret': { env: 'TENANTD_JWT_SECRET', help: 'accept HS256 JWTs signed with this secret (at least 32 bytes)' },
@@ -124,6 +134,14 @@ export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: s
   };
   return {
     host: get('host') ?? '0.0.0.0',
+    kube: { kubeconfig: file('kubeconfig'), context: get('kube-context') ?? null, clustersFile: file('clusters-file') },
+    pulumi: {
+      backend: get('pulumi-backend') ?? null,
+      project: get('pulumi-project') ?? 'tenantd',
+      organization: get('pulumi-org') ?? 'organization',
+      secretsProvider: get('pulumi-secrets-provider') ?? null,
+    },
+    driftIntervalSeconds: intIn('drift-interval', get('drift-interval') ?? '600', 0, 7 * 86_400),
     auth: {
       tokensFile: file('tokens-file'),
       jwtSecret: get('jwt-secret') ?? null,

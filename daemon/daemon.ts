@@ -8,10 +8,10 @@ import { GitStore } from '../core/git/store.js';
 import { TransitionLog } from '../core/log/transition-log.js';
 import { TenantStateStore } from '../core/state/store.js';
 import type { InfrastructureProvider } from '../providers/provider.js';
-import { createRenderProvider } from '../providers/render/provider.js';
 import type { DaemonConfig } from './config.js';
 import { ensureEmbeddedRepo } from './init-repo.js';
 import { acquireDataDirLock } from './lock.js';
+import { createProvider } from './providers.js';
 import { TenantQueue } from './queue.js';
 import { InfrastructureReconciler } from './reconciler.js';
 import { StatusWriter } from './status-writer.js';
@@ -37,6 +37,7 @@ export class TenantdDaemon {
   readonly publisher: ReconciliationEventPublisher;
   private pollTimer: { stop(): void } | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
+  private driftTimer: NodeJS.Timeout | null = null;
   private polling: Promise<PollResult> | null = null;
   private followUp: Promise<PollResult> | null = null;
   private stopping = false;
@@ -78,7 +79,7 @@ export class TenantdDaemon {
       });
       const store = await TenantStateStore.open(config.dataDir);
       const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl') });
-      const provider = deps.provider ?? createRenderProvider({ dataDir: config.dataDir });
+      const provider = deps.provider ?? (await createProvider(config));
       const status = new StatusWriter({
         git,
         store,
@@ -103,6 +104,10 @@ export class TenantdDaemon {
         config.concurrency,
         async (job, signal) => {
           const d = self.daemon as TenantdDaemon;
+          if (job.kind === 'drift') {
+            await reconciler.checkDrift(job.tenantId, signal);
+            return undefined;
+          }
           const outcome = await reconciler.reconcile({
             tenantId: job.tenantId,
             desired: loader.get(job.tenantId),
@@ -139,6 +144,10 @@ export class TenantdDaemon {
     } else if (s.kind === 'cron') {
       const task = cron.schedule(s.expression, () => void this.poll('poll'), { noOverlap: true });
       this.pollTimer = { stop: () => void task.destroy() };
+    }
+    if (this.config.driftIntervalSeconds > 0) {
+      this.driftTimer = setInterval(() => this.checkDrift(), this.config.driftIntervalSeconds * 1000);
+      this.driftTimer.unref();
     }
     this.flushTimer = setInterval(() => {
       if (this.status.pending > 0) void this.status.flush();
@@ -221,6 +230,18 @@ export class TenantdDaemon {
     this.queue.enqueue(tenantId, trigger, { force: true });
   }
 
+  /** Queue a drift check of every ACTIVE tenant (the drift schedule calls this). */
+  checkDrift(): number {
+    let n = 0;
+    for (const r of this.store.all()) {
+      if (r.status === 'ACTIVE' && !r.operation) {
+        this.queue.enqueue(r.tenantId, 'drift', { kind: 'drift' });
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Resolves when the queue is empty and status files are committed. */
   async whenIdle(): Promise<void> {
     for (;;) {
@@ -238,6 +259,7 @@ export class TenantdDaemon {
     this.stopping = true;
     this.pollTimer?.stop();
     if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.driftTimer) clearInterval(this.driftTimer);
     this.queue.pause();
     if (this.polling) await this.polling.catch(() => undefined);
     await this.queue.drain();

@@ -8,6 +8,8 @@ export interface QueueJob {
   tenantId: string;
   trigger: string;
   force: boolean;
+  /** A drift check yields to a reconcile of the same tenant: a reconcile re-checks everything anyway. */
+  kind: 'reconcile' | 'drift';
 }
 
 export type QueueWorker = (job: QueueJob, signal: AbortSignal) => Promise<{ retryAt?: Date; retryTrigger?: string } | void>;
@@ -60,17 +62,19 @@ export class TenantQueue {
     return this.waiting.size === 0 && this.running.size === 0;
   }
 
-  enqueue(tenantId: string, trigger: string, opts: { supersede?: boolean; force?: boolean } = {}): void {
+  enqueue(tenantId: string, trigger: string, opts: { supersede?: boolean; force?: boolean; kind?: QueueJob['kind'] } = {}): void {
+    const kind = opts.kind ?? 'reconcile';
+    const prev = this.waiting.get(tenantId);
+    if (kind === 'drift' && (prev || this.retries.has(tenantId))) return;
     const retry = this.retries.get(tenantId);
     if (retry !== undefined) {
       this.timers.clearTimeout(retry);
       this.retries.delete(tenantId);
     }
-    const prev = this.waiting.get(tenantId);
     if (prev) {
-      this.waiting.set(tenantId, { tenantId, trigger, force: prev.force || !!opts.force });
+      this.waiting.set(tenantId, { tenantId, trigger, force: prev.force || !!opts.force, kind });
     } else {
-      this.waiting.set(tenantId, { tenantId, trigger, force: !!opts.force });
+      this.waiting.set(tenantId, { tenantId, trigger, force: !!opts.force, kind });
       this.order.push(tenantId);
     }
     if (opts.supersede) this.running.get(tenantId)?.abort();

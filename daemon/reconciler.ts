@@ -69,7 +69,7 @@ export class InfrastructureReconciler {
     this.now = deps.now ?? (() => new Date());
     this.random = deps.random ?? Math.random;
     this.newId = deps.newId ?? randomUUID;
-    this.stateKey = deps.stateKey ?? ((id) => `${deps.provider.name}/${id}`);
+    this.stateKey = deps.stateKey ?? deps.provider.stateKey?.bind(deps.provider) ?? ((id) => `${deps.provider.name}/${id}`);
   }
 
   /** After a crash: append each record's last transition if the log does not have it yet. */
@@ -103,6 +103,11 @@ export class InfrastructureReconciler {
 
     if (!desired) return this.onRemoved(record, req);
     if (!desired.document || !desired.specDigest) return this.onInvalid(record, desired, req);
+    const refused = this.deps.provider.admit?.(desired.document) ?? [];
+    if (refused.length > 0) {
+      const issues = refused.map((r) => ({ file: desired.file, line: 0, column: 0, path: r.path, message: r.message }));
+      return this.onInvalid(record, { ...desired, issues }, req);
+    }
     const doc = desired.document;
     this.describe(record, doc);
 
@@ -151,6 +156,43 @@ export class InfrastructureReconciler {
     return this.run(record, op, req);
   }
 
+  /**
+   * A drift check of an ACTIVE tenant: the provider compares what exists with what was applied and,
+   * unless the tenant's `driftPolicy` is `report`, corrects it. Drift found is recorded as a
+   * transition (ACTIVE/Complete → ACTIVE/Complete, trigger `drift`) naming the differing fields.
+   */
+  async checkDrift(tenantId: string, signal?: AbortSignal): Promise<{ kind: 'skipped' | 'clean' | 'drifted' | 'failed'; corrected?: boolean }> {
+    const existing = this.deps.store.get(tenantId);
+    if (!existing || existing.status !== 'ACTIVE' || existing.operation || !existing.applied) return { kind: 'skipped' };
+    const record = structuredClone(existing);
+    const doc = (record.applied as NonNullable<TenantRecord['applied']>).document;
+    const policy = doc.spec.driftPolicy ?? 'correct';
+    const operationId = this.newId();
+    const ctx: ProviderContext = {
+      tenantId,
+      tenant: doc,
+      desired: renderTenant(doc),
+      operationId,
+      signal: signal ?? new AbortController().signal,
+      progress: (message, data) => this.deps.publisher.publish({ type: 'PhaseProgress', tenantId, operationId, phase: 'Verify', message, ...(data ? { data } : {}) }),
+    };
+    let report;
+    try {
+      report = await this.deps.provider.refresh(ctx, policy === 'correct');
+    } catch (err: unknown) {
+      const e = toTenantdError(err, 'E_PROVIDER');
+      this.deps.publisher.publish({ type: 'DriftCheckFailed', tenantId, code: e.code, message: e.message });
+      return { kind: 'failed' };
+    }
+    if (!report.drifted) return { kind: 'clean' };
+    const changes = report.changes
+      .filter((c) => c.action !== 'unchanged')
+      .map((c) => ({ ref: refKey(c.ref), action: c.action, ...(c.fields ? { fields: c.fields } : {}) }));
+    this.deps.publisher.publish({ type: 'DriftDetected', tenantId, corrected: report.corrected, policy, changes });
+    await this.transition(record, 'ACTIVE', 'Complete', 'drift', { drift: changes, corrected: report.corrected, driftPolicy: policy });
+    return { kind: 'drifted', corrected: report.corrected };
+  }
+
   private async onRemoved(record: TenantRecord, req: ReconcileRequest): Promise<ReconcileOutcome> {
     record.desired = null;
     if (record.status === 'DEPROVISIONED' && !record.operation) {
@@ -192,6 +234,7 @@ export class InfrastructureReconciler {
     const message = desired.issues.map(formatIssue).join('\n');
     // The operation in flight targeted an older valid commit: keep it so a fix to that same
     // spec resumes it, but do no work while the file is broken. Nothing is touched.
+    record.desired = desired;
     record.hold = { reason: 'InvalidSpec', message };
     record.retry = null;
     if (record.status !== 'INVALID') {

@@ -58,6 +58,13 @@ export interface InfrastructureProvider {
   destroy(ctx: ProviderContext): Promise<PhaseResult>;
   /** Compare what exists with `ctx.desired`; correct it when `correct` is true. */
   refresh(ctx: ProviderContext, correct: boolean): Promise<DriftReport>;
+  /**
+   * Problems with a valid tenant that only this provider can see (e.g. no cluster serves its
+   * region). A tenant with any is INVALID, exactly like a schema error: nothing is touched.
+   */
+  admit?(tenant: TenantInfrastructureDocument): Array<{ path: string; message: string }>;
+  /** The state key of a tenant (the seed's terraformStateKey). */
+  stateKey?(tenantId: string): string;
   /** Whether the provider's backend can be reached now (feeds /readyz). */
   ready?(): Promise<boolean>;
   close?(): Promise<void>;

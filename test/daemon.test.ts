@@ -163,3 +163,34 @@ t.test('a second daemon on the same data dir is refused', async (t) => {
   await t.rejects(openDaemon(repo, dataDir), { code: 'E_DATA_DIR_LOCKED' });
   await git(repo, ['status']);
 });
+
+t.test('drift: an edited object is recorded as a drift transition and corrected, or only reported under driftPolicy: report', async (t) => {
+  const { repo, dataDir } = await exampleRepo(t);
+  const { daemon } = await openDaemon(repo, dataDir);
+  t.teardown(() => daemon.stop());
+  await daemon.start();
+  await daemon.whenIdle();
+  t.equal(daemon.store.get('globex')?.applied?.document.spec.driftPolicy, 'report', 'globex only reports drift');
+
+  const edit = async (id: string): Promise<string> => {
+    const dir = path.join(dataDir, 'rendered', id, '2-deploy');
+    const file = path.join(dir, (await fsp.readdir(dir)).find((n) => n.includes('deployment')) as string);
+    const text = await fsp.readFile(file, 'utf8');
+    await fsp.writeFile(file, text.replace(/replicas: \d+/, 'replicas: 42'));
+    return file;
+  };
+  const initechFile = await edit('initech');
+  const globexFile = await edit('globex');
+  t.equal(daemon.checkDrift(), 3, 'every ACTIVE tenant is checked');
+  await daemon.whenIdle();
+
+  const last = async (id: string) => (await daemon.log.read(id)).at(-1);
+  const initech = await last('initech');
+  t.match(initech, { trigger: 'drift', fromState: 'ACTIVE/Complete', toState: 'ACTIVE/Complete', details: { corrected: true, driftPolicy: 'correct' } });
+  t.match(JSON.stringify(initech?.details), /Deployment.*spec\.replicas/, 'names the differing field');
+  t.notMatch(await fsp.readFile(initechFile, 'utf8'), /replicas: 42/, 'corrected');
+
+  t.match(await last('globex'), { trigger: 'drift', details: { corrected: false, driftPolicy: 'report' } });
+  t.match(await fsp.readFile(globexFile, 'utf8'), /replicas: 42/, 'only reported');
+  t.not((await last('acme-corp'))?.trigger, 'drift', 'no drift, no transition');
+});

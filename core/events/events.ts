@@ -14,6 +14,8 @@ export type ReconciliationEvent =
   | (Base & { type: 'PhaseCompleted'; tenantId: string; operationId: string; phase: Phase; status: TenantStatus; summary: string; durationMs: number })
   | (Base & { type: 'PhaseFailed'; tenantId: string; operationId: string; phase: Phase; code: string; kind: string; message: string; attempt: number; nextAttemptAt: string | null })
   | (Base & { type: 'PhaseProgress'; tenantId: string; operationId: string; phase: Phase; message: string; data?: Record<string, unknown> })
+  | (Base & { type: 'DriftDetected'; tenantId: string; corrected: boolean; policy: string; changes: Array<{ ref: string; action: string; fields?: string[] }> })
+  | (Base & { type: 'DriftCheckFailed'; tenantId: string; code: string; message: string })
   | (Base & { type: 'StatusChanged'; tenantId: string; from: TenantStatus | null; to: TenantStatus; reason: string })
   | (Base & { type: 'StatusCommitted'; commit: string; tenants: number; durationMs: number })
   | (Base & { type: 'TenantCommitted'; commit: string; action: string; requestId: string; durationMs: number })

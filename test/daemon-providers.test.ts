@@ -1,0 +1,58 @@
+import { existsSync, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { PHASES } from '../core/phases.js';
+import { runCli } from '../daemon/cli.js';
+import { startKubeEmulator } from './kube-emulator/index.js';
+import { commitFiles, initRepo } from './helpers/git-fixtures.js';
+import { exampleFiles, openDaemon, statusAt } from './helpers/daemon.js';
+
+t.test('tenantd daemon --provider kubernetes reconciles the examples against an API server (the test emulator)', async (t) => {
+  const dir = t.testdir();
+  const emu = await startKubeEmulator({ autoReady: true, controllerDelayMs: 1, namespaceStepMs: 2 });
+  t.teardown(() => emu.close());
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  await fsp.writeFile(kubeconfig, emu.kubeConfig().exportConfig());
+  const clusters = path.join(dir, 'clusters.yaml');
+  // initech (GCP us-central1) has no cluster: INVALID, nothing touched.
+  const ctx = emu.kubeConfig().getCurrentContext();
+  await fsp.writeFile(clusters, `clusters:\n  - { cloudProvider: AWS, region: us-east-1, context: ${ctx} }\n  - { cloudProvider: AZURE, region: westeurope, context: ${ctx} }\n`);
+  const repo = path.join(dir, 'repo');
+  await initRepo(repo);
+  await commitFiles(repo, await exampleFiles(), 'examples');
+  const { daemon } = await openDaemon(repo, path.join(dir, 'data'), ['--provider', 'kubernetes', '--kubeconfig', kubeconfig, '--clusters-file', clusters]);
+  t.teardown(() => daemon.stop());
+  await daemon.start();
+  await daemon.whenIdle();
+
+  for (const id of ['acme-corp', 'globex']) {
+    t.equal(daemon.store.get(id)?.status, 'ACTIVE', `${id} ACTIVE`);
+    t.same((await daemon.log.read(id)).map((x) => x.toState.split('/')[1]), [...PHASES]);
+    t.ok(emu.get({ kind: 'Namespace', name: `tenant-${id}` }), `namespace of ${id} exists in the cluster`);
+  }
+  t.equal(daemon.store.get('initech')?.status, 'INVALID');
+  const initech = await statusAt(repo, 'main', 'initech');
+  t.match(initech.status.errors, [{ path: 'spec.region', message: /no cluster serves GCP us-central1/ }]);
+  t.notOk(emu.get({ kind: 'Namespace', name: 'tenant-initech' }), 'nothing applied for initech');
+  t.equal(await daemon.isReady(), true);
+});
+
+t.test('--provider pulumi without a pulumi CLI is a clear error at start', async (t) => {
+  const dir = t.testdir();
+  let err = '';
+  const code = await runCli({
+    argv: ['daemon', '--provider', 'pulumi', '--data-dir', path.join(dir, 'data'), '--poll', '0', '--port', '0', '--host', '127.0.0.1'],
+    env: {},
+    cwd: dir,
+    out: () => undefined,
+    err: (s) => void (err += s),
+    stopSignal: new Promise(() => undefined),
+  });
+  if (process.env.PATH?.split(':').some((p) => p && existsSync(path.join(p, 'pulumi')))) {
+    t.comment('a pulumi CLI is on PATH: the missing-CLI error cannot be shown here');
+    return;
+  }
+  t.equal(code, 1);
+  t.match(err, /E_PULUMI_CLI_MISSING/);
+  t.match(err, /pulumi\.com\/docs\/install/i, 'names how to install it');
+});

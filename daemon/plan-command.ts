@@ -8,10 +8,13 @@ import { TenantdError } from '../core/errors.js';
 import { GitStore } from '../core/git/store.js';
 import type { DesiredInfrastructureState } from '../core/state/record.js';
 import { STATUS_DIR } from '../core/status/status-file.js';
-import { formatIssue } from '../core/tenant/types.js';
+import { formatIssue, type TenantInfrastructureDocument } from '../core/tenant/types.js';
+import type { InfrastructureProvider } from '../providers/provider.js';
 import { diffPaths } from '../providers/resources/diff.js';
 import { allObjects, objectRef, refKey, renderTenant } from '../providers/resources/renderer.js';
 import type { KubeObject } from '../providers/resources/types.js';
+import { parseDaemonConfig } from './config.js';
+import { createProvider } from './providers.js';
 
 export interface PlanArgs {
   repo: string;
@@ -22,11 +25,16 @@ export interface PlanArgs {
   statusBranch: string | null;
   detailedExitCode: boolean;
   json: boolean;
+  /** null: compare rendered objects (no backend needed); else ask that provider (cluster dry run, Pulumi preview). */
+  provider: string | null;
+  /** Flags passed through to the provider (kubeconfig, context, clusters file, Pulumi settings). */
+  providerFlags: string[];
+  cwd: string;
 }
 
 export interface ObjectChange {
   ref: string;
-  action: 'create' | 'update' | 'delete';
+  action: 'create' | 'update' | 'replace' | 'delete';
   fields?: string[];
 }
 
@@ -60,11 +68,19 @@ export function parsePlanArgs(argv: string[], cwd: string): PlanArgs {
         'status-branch': { type: 'string' },
         'detailed-exitcode': { type: 'boolean' },
         json: { type: 'boolean' },
+        provider: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        'kube-context': { type: 'string' },
+        'clusters-file': { type: 'string' },
+        'pulumi-backend': { type: 'string' },
+        'pulumi-project': { type: 'string' },
+        'pulumi-org': { type: 'string' },
+        'pulumi-secrets-provider': { type: 'string' },
       },
       strict: true,
     }).values;
   } catch (err: unknown) {
-    throw new TenantdError('E_USAGE', 'stalled', `${err instanceof Error ? err.message : String(err)}\nUsage: tenantd plan [--repo <path|url>] [--from <rev>] [--to <rev>] [--status-branch <b>] [--detailed-exitcode] [--json]`);
+    throw new TenantdError('E_USAGE', 'stalled', `${err instanceof Error ? err.message : String(err)}\nUsage: tenantd plan [--repo <path|url>] [--from <rev>] [--to <rev>] [--status-branch <b>] [--provider render|kubernetes|pulumi] [--detailed-exitcode] [--json]`);
   }
   const repo = (values.repo as string | undefined) ?? '.';
   const branch = (values.branch as string | undefined) ?? 'main';
@@ -76,6 +92,11 @@ export function parsePlanArgs(argv: string[], cwd: string): PlanArgs {
     statusBranch: (values['status-branch'] as string | undefined) ?? null,
     detailedExitCode: values['detailed-exitcode'] === true,
     json: values.json === true,
+    provider: (values.provider as string | undefined) ?? null,
+    providerFlags: ['kubeconfig', 'kube-context', 'clusters-file', 'pulumi-backend', 'pulumi-project', 'pulumi-org', 'pulumi-secrets-provider'].flatMap((f) =>
+      typeof values[f] === 'string' ? [`--${f}`, values[f] as string] : [],
+    ),
+    cwd,
   };
 }
 
@@ -136,6 +157,7 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       }
     }
 
+    const provider = args.provider && args.provider !== 'render' ? await openPlanProvider(args, scratch) : null;
     const ids = new Set<string>([...baseline.keys(), ...after.all().map((d) => d.tenantId)]);
     const tenants: TenantPlan[] = [];
     for (const tenantId of [...ids].sort()) {
@@ -146,12 +168,13 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
         continue;
       }
       if (prev?.specDigest && next?.specDigest === prev.specDigest) continue;
-      const objects = diffObjectSets(objectsOf(prev), objectsOf(next));
       if (!prev?.document && !next) continue;
+      const objects = provider ? await providerChanges(provider, tenantId, next?.document ?? (prev?.document as TenantInfrastructureDocument), !!next) : diffObjectSets(objectsOf(prev), objectsOf(next));
       const action = !next ? 'delete' : prev?.document ? 'update' : 'create';
       if (action === 'update' && objects.length === 0) continue;
       tenants.push({ tenantId, action, fromCommit: prev?.commit ?? null, objects });
     }
+    await provider?.close?.();
     return {
       base,
       target,
@@ -165,13 +188,35 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
   }
 }
 
+/** The provider `tenantd daemon` would use, configured by the same flags, for a read-only plan. */
+async function openPlanProvider(args: PlanArgs, scratch: string): Promise<InfrastructureProvider> {
+  const config = parseDaemonConfig(['--provider', args.provider as string, '--data-dir', scratch, ...args.providerFlags], process.env, args.cwd);
+  return createProvider(config);
+}
+
+/** What the provider's own plan says (a server-side dry run, a Pulumi preview), as object changes. */
+async function providerChanges(provider: InfrastructureProvider, tenantId: string, doc: TenantInfrastructureDocument, exists: boolean): Promise<ObjectChange[]> {
+  const plan = await provider.plan({
+    tenantId,
+    tenant: doc,
+    desired: exists ? renderTenant(doc) : null,
+    operationId: 'plan',
+    signal: new AbortController().signal,
+    progress: () => undefined,
+  });
+  return plan.changes
+    .filter((c) => c.action !== 'unchanged')
+    .map((c) => ({ ref: refKey(c.ref), action: c.action, ...(c.fields?.length ? { fields: c.fields } : {}) }) as ObjectChange)
+    .sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+}
+
 async function resolveRev(git: GitStore, rev: string): Promise<string> {
   const oid = await git.resolve(rev);
   if (!oid) throw new TenantdError('E_REV_NOT_FOUND', 'stalled', `revision "${rev}" was not found in the repository`, { rev });
   return oid;
 }
 
-const SIGN = { create: '+', update: '~', delete: '-' } as const;
+const SIGN = { create: '+', update: '~', replace: '-/+', delete: '-' } as const;
 
 export function formatPlan(plan: PlanReport): string {
   if (plan.json) return `${JSON.stringify({ base: plan.base, target: plan.target, tenants: plan.tenants }, null, 2)}\n`;

@@ -56,3 +56,41 @@ t.test('--provider pulumi without a pulumi CLI is a clear error at start', async
   t.match(err, /E_PULUMI_CLI_MISSING/);
   t.match(err, /pulumi\.com\/docs\/install/i, 'names how to install it');
 });
+
+t.test('tenantd plan --provider kubernetes shows what the cluster would see (server-side dry run)', async (t) => {
+  const dir = t.testdir();
+  const emu = await startKubeEmulator({ autoReady: true, controllerDelayMs: 1, namespaceStepMs: 2 });
+  t.teardown(() => emu.close());
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  await fsp.writeFile(kubeconfig, emu.kubeConfig().exportConfig());
+  const repo = path.join(dir, 'repo');
+  await initRepo(repo);
+  const files = await exampleFiles();
+  await commitFiles(repo, { 'tenants/initech.yaml': files['tenants/initech.yaml'] as string }, 'initech');
+  const { daemon } = await openDaemon(repo, path.join(dir, 'data'), ['--provider', 'kubernetes', '--kubeconfig', kubeconfig]);
+  await daemon.start();
+  await daemon.whenIdle();
+  await daemon.stop();
+  t.equal(daemon.store.get('initech')?.status, 'ACTIVE');
+
+  // Someone scales a Deployment behind tenantd's back; the file grows storage.
+  emu.edit({ kind: 'Deployment', namespace: 'tenant-initech', name: 'tps-reports' }, (d) => {
+    (d['spec'] as { replicas: number }).replicas = 7;
+  });
+  const text = (files['tenants/initech.yaml'] as string).replace('storageGb: 20', 'storageGb: 30');
+  await commitFiles(repo, { 'tenants/initech.yaml': text }, 'grow initech');
+  let out = '';
+  let err = '';
+  const code = await runCli({
+    argv: ['plan', '--repo', repo, '--provider', 'kubernetes', '--kubeconfig', kubeconfig],
+    env: {},
+    cwd: dir,
+    out: (s) => void (out += s),
+    err: (s) => void (err += s),
+    stopSignal: new Promise(() => undefined),
+  });
+  t.equal(code, 0, err);
+  t.match(out, /tenant initech: update/);
+  t.match(out, /v1\/PersistentVolumeClaim\/tenant-initech\/data-postgres-0 .*spec\.resources\.requests\.storage/);
+  t.match(out, /apps\/v1\/Deployment\/tenant-initech\/tps-reports .*spec\.replicas/, 'the cluster-side drift shows too');
+});

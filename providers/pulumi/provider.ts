@@ -22,8 +22,7 @@
  *   the desired program: what it would change is the drift, recorded per object; `correct` runs
  *   `pulumi up`.
  */
-import { retryable, stalled } from '../../core/errors.js';
-import { DNS1123_LABEL, MAX_TENANT_ID_LENGTH } from '../../core/tenant/types.js';
+import { retryable } from '../../core/errors.js';
 import type { DriftReport, InfrastructureProvider, PhaseResult, PlanResult, ProviderContext, ResourceChange } from '../provider.js';
 import { allObjects, APPLY_GROUPS, objectRef, outputsFor, refKey } from '../resources/renderer.js';
 import {
@@ -39,6 +38,7 @@ import {
   type StackNaming,
 } from './engine.js';
 import { DIGEST_OUTPUT, publicOutputs } from './names.js';
+import { checkedTenantId } from '../tenant-guard.js';
 
 export { checkPulumiCli };
 
@@ -78,19 +78,7 @@ export function createPulumiProvider(opts: PulumiProviderOptions): Infrastructur
   const engine: PulumiEngine = 'engine' in opts ? opts.engine : createAutomationEngine(opts);
   const verifyReadiness = opts.verifyReadiness;
 
-  function tenantIdOf(ctx: ProviderContext): string {
-    const id = ctx.tenantId;
-    if (!DNS1123_LABEL.test(id) || id.length > MAX_TENANT_ID_LENGTH) {
-      throw stalled('E_INVALID_TENANT_ID', `tenant id ${JSON.stringify(id)} is not a DNS-1123 label`, { tenantId: id });
-    }
-    if (ctx.desired && ctx.desired.tenantId !== id) {
-      throw stalled('E_TENANT_MISMATCH', `rendered objects belong to tenant ${ctx.desired.tenantId}, not ${id}`, {
-        tenantId: id,
-        renderedTenantId: ctx.desired.tenantId,
-      });
-    }
-    return id;
-  }
+  const tenantIdOf = checkedTenantId;
 
   const callFor = (ctx: ProviderContext): EngineCallOptions => ({
     onProgress: (message, data) => ctx.progress(message, data),

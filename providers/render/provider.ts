@@ -17,7 +17,6 @@ import nodeFs from 'node:fs/promises';
 import path from 'node:path';
 import { canonicalJson, sortKeysDeep } from '../../core/canonical.js';
 import { retryable, stalled } from '../../core/errors.js';
-import { DNS1123_LABEL, MAX_TENANT_ID_LENGTH } from '../../core/tenant/types.js';
 import type { DriftReport, InfrastructureProvider, PhaseResult, PlanResult, ProviderContext, ResourceChange } from '../provider.js';
 import { diffPaths } from '../resources/diff.js';
 import { APPLY_GROUPS, objectRef, outputsFor, refKey } from '../resources/renderer.js';
@@ -34,6 +33,7 @@ import {
   secretsTenantDir,
   toManifestYaml,
 } from './layout.js';
+import { checkedTenantId } from '../tenant-guard.js';
 
 type Fs = typeof import('node:fs/promises');
 
@@ -99,19 +99,7 @@ export function createRenderProvider(opts: RenderProviderOptions): Infrastructur
 
   // --- guards -------------------------------------------------------------------------------
 
-  function tenantIdOf(ctx: ProviderContext): string {
-    const id = ctx.tenantId;
-    if (!DNS1123_LABEL.test(id) || id.length > MAX_TENANT_ID_LENGTH) {
-      throw stalled('E_INVALID_TENANT_ID', `tenant id ${JSON.stringify(id)} is not a DNS-1123 label`, { tenantId: id });
-    }
-    if (ctx.desired && ctx.desired.tenantId !== id) {
-      throw stalled('E_TENANT_MISMATCH', `rendered objects belong to tenant ${ctx.desired.tenantId}, not ${id}`, {
-        tenantId: id,
-        renderedTenantId: ctx.desired.tenantId,
-      });
-    }
-    return id;
-  }
+  const tenantIdOf = checkedTenantId;
 
   function checkAbort(ctx: ProviderContext): void {
     if (ctx.signal.aborted) {

@@ -54,7 +54,9 @@ export type {
   TreeEntryFile,
 } from './types.js';
 
-const DEFAULT_MAX_PUSH_ATTEMPTS = 5;
+const DEFAULT_MAX_PUSH_ATTEMPTS = 10;
+/** Between rejected pushes: a short, growing, jittered pause so racing writers stop colliding. */
+const pushBackoffMs = (attempt: number): number => Math.min(1000, 25 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
 
 const noopLogger: GitLogger = { debug: () => undefined, warn: () => undefined };
 
@@ -314,6 +316,7 @@ export class GitStore {
         reason: outcome.reason,
         advertised: outcome.advertised,
       });
+      if (attempt < this.maxPushAttempts) await new Promise((r) => setTimeout(r, pushBackoffMs(attempt)));
       expected = await fetchBranch(rctx, branch, expected === null ? this.branch : branch);
       if (expected !== null) await this.setBranch(branch, expected);
     }

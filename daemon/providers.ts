@@ -1,5 +1,5 @@
 import { TenantdError, isTenantdError } from '../core/errors.js';
-import type { InfrastructureProvider } from '../providers/provider.js';
+import type { InfrastructureProvider, ProviderContext } from '../providers/provider.js';
 import { createRenderProvider } from '../providers/render/provider.js';
 import type { DaemonConfig } from './config.js';
 
@@ -30,6 +30,16 @@ export async function createProvider(config: DaemonConfig): Promise<Infrastructu
     }
     case 'pulumi': {
       const pulumi = await import('../providers/pulumi/provider.js');
+      // With a cluster configured, Verify also waits for the workloads as the kubernetes provider does.
+      const readiness =
+        config.kube.kubeconfig || config.kube.context
+          ? readinessVia(
+              (await import('../providers/kubernetes/provider.js')).createKubernetesProvider({
+                ...(config.kube.kubeconfig ? { kubeconfigPath: config.kube.kubeconfig } : {}),
+                ...(config.kube.context ? { context: config.kube.context } : {}),
+              }),
+            )
+          : undefined;
       const cli = await pulumi.checkPulumiCli();
       if (!cli.ok) throw new TenantdError('E_PULUMI_CLI_MISSING', 'stalled', `--provider pulumi: ${cli.message}`, { field: 'provider' });
       const naming = { project: config.pulumi.project, organization: config.pulumi.organization };
@@ -41,6 +51,7 @@ export async function createProvider(config: DaemonConfig): Promise<Infrastructu
           ...(config.pulumi.secretsProvider ? { secretsProvider: config.pulumi.secretsProvider } : {}),
           ...(config.kube.kubeconfig ? { kubeconfig: config.kube.kubeconfig } : {}),
           ...(config.kube.context ? { kubeContext: config.kube.context } : {}),
+          ...(readiness ? { verifyReadiness: readiness } : {}),
         });
         return Object.assign(provider, { stateKey: (id: string) => pulumi.stateKeyFor(id, naming) });
       } catch (err: unknown) {
@@ -48,4 +59,12 @@ export async function createProvider(config: DaemonConfig): Promise<Infrastructu
       }
     }
   }
+}
+
+/** A readiness check for another provider's Verify: the kubernetes provider's own Verify (read-only waits). */
+export function readinessVia(kubernetes: InfrastructureProvider): (ctx: ProviderContext) => Promise<{ summary: string; details?: Record<string, unknown> }> {
+  return async (ctx) => {
+    const result = await kubernetes.verify(ctx);
+    return { summary: result.summary, ...(result.details ? { details: result.details } : {}) };
+  };
 }

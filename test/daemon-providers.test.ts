@@ -94,3 +94,32 @@ t.test('tenantd plan --provider kubernetes shows what the cluster would see (ser
   t.match(out, /v1\/PersistentVolumeClaim\/tenant-initech\/data-postgres-0 .*spec\.resources\.requests\.storage/);
   t.match(out, /apps\/v1\/Deployment\/tenant-initech\/tps-reports .*spec\.replicas/, 'the cluster-side drift shows too');
 });
+
+t.test('Pulumi Verify can wait for workloads through the kubernetes provider (readinessVia)', async (t) => {
+  const { createKubernetesProvider } = await import('../providers/kubernetes/provider.js');
+  const { renderTenant } = await import('../providers/resources/renderer.js');
+  const { readinessVia } = await import('../daemon/providers.js');
+  const { tenantDoc } = await import('./helpers/tenants.js');
+  const emu = await startKubeEmulator({ controllerDelayMs: 1, namespaceStepMs: 2 });
+  t.teardown(() => emu.close());
+  const k8s = createKubernetesProvider({ kubeConfig: emu.kubeConfig(), pollIntervalMs: 10, verifyTimeoutMs: 10_000 });
+  t.teardown(() => k8s.close?.());
+  const doc = tenantDoc('ready');
+  const progress: string[] = [];
+  const ctx = { tenantId: 'ready', tenant: doc, desired: renderTenant(doc), operationId: 'op', signal: new AbortController().signal, progress: (m: string) => void progress.push(m) };
+  // What `pulumi up` would have created, applied here with the kubernetes provider.
+  await k8s.apply(ctx);
+  await k8s.deploy(ctx);
+  await k8s.configure(ctx);
+  let settled = false;
+  const waiting = readinessVia(k8s)(ctx).then((r) => {
+    settled = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(settled, false, 'waits while the workloads are not ready');
+  emu.markAllReady();
+  const result = await waiting;
+  t.match(result.summary, /ready/i);
+  t.ok(progress.length > 0, 'progress reported while waiting');
+});

@@ -9,6 +9,7 @@ import { daemonHelp, parseDaemonConfig, type DaemonConfig } from './config.js';
 import { TenantdDaemon } from './daemon.js';
 import { initTenantsRepo } from './init-repo.js';
 import { formatPlan, planCommand, parsePlanArgs } from './plan-command.js';
+import { tokenCommand } from './token-command.js';
 import { formatValidation, validatePaths } from './validate-command.js';
 
 export interface CliIo {
@@ -28,6 +29,7 @@ Commands:
   validate <paths…>  check tenant files; prints file:line:column errors, exit 1 if any is invalid
   plan               what would change per tenant between two revisions, or against the status
   init <dir>         create a tenants repository (branch main) with the example tenants
+  token <action>     create, list or revoke named API tokens (tenantd token --help)
 `;
 
 /** Runs one command; returns the process exit code. */
@@ -49,6 +51,9 @@ export async function runCli(io: CliIo): Promise<number> {
         if (plan.invalid > 0) return 1;
         return args.detailedExitCode && plan.changed > 0 ? 2 : 0;
       }
+      case 'token':
+        io.out(await tokenCommand(rest, io.cwd, io.env));
+        return 0;
       case 'init': {
         if (rest.length !== 1 || rest[0]?.startsWith('-')) {
           io.err('Usage: tenantd init <dir>\n');

@@ -126,3 +126,24 @@ t.test('usage errors', async (t) => {
   t.match(d.err, /E_CONFIG: --concurrency \(TENANTD_CONCURRENCY\) = "0": must be between 1 and 256/);
   t.match((await cli(['daemon', '--help'], dir)).out, 'TENANTD_REPO');
 });
+
+t.test('tenantd token create/list/revoke manages hashed, scoped API tokens the authenticator accepts', async (t) => {
+  const dir = t.testdir();
+  const { createAuthenticator } = await import('../api/auth/index.js');
+  const created = await cli(['token', 'create', '--name', 'ci-bot', '--scopes', 'tenants:read,tenants:write', '--data-dir', 'data'], dir);
+  t.equal(created.code, 0, created.err);
+  const token = /^\s+(tdk_\S+)$/m.exec(created.out)?.[1] as string;
+  t.ok(token, 'printed once');
+  const file = path.join(dir, 'data', 'api-tokens.yaml');
+  const stored = await fsp.readFile(file, 'utf8');
+  t.notMatch(stored, token, 'only the hash is stored');
+  t.equal((await fsp.stat(file)).mode & 0o777, 0o600);
+  const auth = await createAuthenticator({ tokensFile: file });
+  t.match(await auth.authenticate(`Bearer ${token}`), { name: 'ci-bot', scopes: ['tenants:read', 'tenants:write'] });
+  t.match((await cli(['token', 'list', '--data-dir', 'data'], dir)).out, /ci-bot\s+tenants:read,tenants:write/);
+  t.equal((await cli(['token', 'create', '--name', 'ci-bot', '--scopes', 'admin', '--data-dir', 'data'], dir)).code, 64, 'names are unique');
+  t.equal((await cli(['token', 'create', '--name', 'x', '--scopes', 'root', '--data-dir', 'data'], dir)).code, 64, 'unknown scope');
+  t.equal((await cli(['token', 'revoke', '--name', 'ci-bot', '--data-dir', 'data'], dir)).code, 0);
+  const after = await createAuthenticator({ tokensFile: file });
+  await t.rejects(after.authenticate(`Bearer ${token}`), { code: 'E_AUTH_INVALID' }, 'revoked');
+});

@@ -17,6 +17,8 @@ COPY daemon ./daemon
 COPY api ./api
 COPY providers ./providers
 COPY bench ./bench
+COPY web ./web
+COPY schemas ./schemas
 RUN npm run build && npm prune --omit=dev
 
 # --- pulumi: the official CLI and the Kubernetes plugin, fetched at build time so the image works offline ---

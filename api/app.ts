@@ -9,6 +9,7 @@ import { openApiDocument } from './openapi.js';
 import { apiError, problemOf } from './problem.js';
 import { newRequestId, type TenantInfrastructureService } from './service.js';
 import type { EventStreamHub } from './sse.js';
+import { serveDashboard } from './static.js';
 
 export const API_PREFIX = '/api/v1';
 export type ApiScope = 'tenants:read' | 'tenants:write' | 'tenants:delete' | 'admin';
@@ -72,6 +73,11 @@ const hasScope = (p: ApiPrincipal, scope: ApiScope): boolean => p.scopes.include
  */
 export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
   const app = new Koa<State>();
+  // A client closing an event stream is not an error worth a log line; anything else is.
+  app.on('error', (err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+    deps.logError?.('-', err);
+  });
   const limit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const router = new Router<State>();
 
@@ -157,8 +163,10 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     }
     const limit = intParam(ctx, 'limit', 50, 500);
     const after = strParam(ctx, 'after');
-    const page = deps.service.list({ ...(status ? { status } : {}), limit: Math.max(1, limit), ...(after ? { after } : {}) });
-    ctx.body = { items: page.items, total: page.total, next: page.next ? `${T}?${new URLSearchParams({ ...(status ? { status } : {}), limit: String(limit), after: page.next })}` : null };
+    const q = strParam(ctx, 'q')?.slice(0, 128);
+    const page = deps.service.list({ ...(status ? { status } : {}), ...(q ? { q } : {}), limit: Math.max(1, limit), ...(after ? { after } : {}) });
+    const nextQuery = { ...(status ? { status } : {}), ...(q ? { q } : {}), limit: String(limit) };
+    ctx.body = { items: page.items, total: page.total, counts: page.counts, next: page.next ? `${T}?${new URLSearchParams({ ...nextQuery, after: page.next })}` : null };
   });
 
   router.post(`${T}/:tenantId/provision`, requireScope('tenants:write'), async (ctx) => {
@@ -256,6 +264,7 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     }
   });
 
+  app.use(serveDashboard());
   app.use(router.routes());
   app.use(
     router.allowedMethods({

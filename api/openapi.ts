@@ -58,6 +58,9 @@ export function openApiDocument(): Json {
           properties: {
             id: { type: ['string', 'null'] },
             tenantId: { type: 'string' },
+            name: { type: ['string', 'null'] },
+            labels: { type: 'object', additionalProperties: { type: 'string' } },
+            lastTransitionTime: { type: ['string', 'null'] },
             status: { enum: ['PENDING', 'PROVISIONING', 'ACTIVE', 'UPDATING', 'DEPROVISIONING', 'DEPROVISIONED', 'FAILED', 'SUSPENDED', 'INVALID'] },
             phase: { type: ['string', 'null'] },
             cloudProvider: { type: ['string', 'null'] },
@@ -95,10 +98,11 @@ export function openApiDocument(): Json {
           security: auth,
           parameters: [
             { name: 'status', in: 'query', schema: { type: 'string' } },
+            { name: 'q', in: 'query', description: 'case-insensitive substring of the tenant id or name', schema: { type: 'string', maxLength: 128 } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
             { name: 'after', in: 'query', description: 'tenant id to continue after (from `next`)', schema: { type: 'string' } },
           ],
-          responses: { '200': { description: 'A page of tenants', content: json({ type: 'object', properties: { items: { type: 'array', items: ref('TenantInfrastructure') }, total: { type: 'integer' }, next: { type: ['string', 'null'] } } }) }, ...common },
+          responses: { '200': { description: 'A page of tenants', content: json({ type: 'object', properties: { items: { type: 'array', items: ref('TenantInfrastructure') }, total: { type: 'integer' }, counts: { type: 'object', description: 'tenants per status over the whole fleet', additionalProperties: { type: 'integer' } }, next: { type: ['string', 'null'] } } }) }, ...common },
         },
       },
       '/api/v1/infrastructure/tenants/{tenantId}/provision': {

@@ -45,6 +45,9 @@ export interface Caller {
 export interface TenantEntity {
   id: string | null;
   tenantId: string;
+  /** metadata.name and metadata.labels of the current (or last applied) file. */
+  name: string | null;
+  labels: Record<string, string>;
   status: TenantStatus;
   phase: string | null;
   cloudProvider: string | null;
@@ -67,6 +70,8 @@ export interface TenantEntity {
   spec: TenantInfrastructureDocument['spec'] | null;
   createdAt: string | null;
   updatedAt: string | null;
+  /** When the status or phase last changed. */
+  lastTransitionTime: string | null;
 }
 
 const tenantPath = (id: string): string => `tenants/${id}.yaml`;
@@ -127,6 +132,8 @@ export class TenantInfrastructureService {
     return {
       id: record?.id ?? null,
       tenantId,
+      name: doc?.metadata.name ?? null,
+      labels: doc?.metadata.labels ?? {},
       status: record?.status ?? 'PENDING',
       phase: record?.phase ?? null,
       cloudProvider: record?.cloudProvider ?? doc?.spec.cloudProvider ?? null,
@@ -145,31 +152,40 @@ export class TenantInfrastructureService {
       spec: doc?.spec ?? null,
       createdAt: record?.createdAt ?? null,
       updatedAt: record?.updatedAt ?? null,
+      lastTransitionTime: record?.lastTransition?.timestamp ?? null,
     };
   }
 
-  /** Tenants known to the daemon (records and desired files), sorted by id, filtered and paged. */
-  list(opts: { status?: string; limit: number; after?: string }): { items: TenantEntity[]; next: string | null; total: number } {
+  /**
+   * Tenants known to the daemon (records and desired files), sorted by id, filtered by status and
+   * by `q` (a case-insensitive substring of the id or name), paged after a tenant id. `counts` are
+   * per status over the whole fleet, so a dashboard needs one call.
+   */
+  list(opts: { status?: string; q?: string; limit: number; after?: string }): { items: TenantEntity[]; next: string | null; total: number; counts: Record<string, number> } {
     const ids = new Set<string>(this.deps.store.ids());
     for (const d of this.deps.loader.all()) ids.add(d.tenantId);
-    const all = [...ids].sort();
+    const q = opts.q?.toLowerCase();
     const items: TenantEntity[] = [];
+    const counts: Record<string, number> = {};
     let total = 0;
     let next: string | null = null;
-    for (const id of all) {
+    for (const id of [...ids].sort()) {
       const record = this.deps.store.get(id);
       const desired = this.deps.loader.get(id);
       const status = record?.status ?? 'PENDING';
+      counts[status] = (counts[status] ?? 0) + 1;
       if (opts.status && status !== opts.status) continue;
+      const doc = desired?.document ?? record?.applied?.document ?? null;
+      if (q && !id.includes(q) && !(doc?.metadata.name.toLowerCase().includes(q) ?? false)) continue;
       total++;
       if (opts.after && id <= opts.after) continue;
       if (items.length === opts.limit) {
         next ??= items.at(-1)?.tenantId ?? null;
         continue;
       }
-      items.push(this.entity(id, record, desired ? { oid: desired.blobOid, commit: desired.commit } : null, desired?.document ?? record?.applied?.document ?? null));
+      items.push(this.entity(id, record, desired ? { oid: desired.blobOid, commit: desired.commit } : null, doc));
     }
-    return { items, next, total };
+    return { items, next, total, counts };
   }
 
   async transitions(tenantId: string, opts: { offset: number; limit: number }): Promise<{ items: InfrastructureStateTransition[]; total: number }> {

@@ -212,6 +212,12 @@ t.test('force a reconcile, list and page, health, readiness, metrics', async (t)
   const page2 = await h.call('GET', page1.body['next'] as string, { token: 'reader' });
   t.same((page2.body['items'] as Array<{ tenantId: string }>).map((x) => x.tenantId), ['initech']);
   t.equal(page2.body['next'], null);
+  t.same(page1.body['counts'], { ACTIVE: 3 }, 'counts per status over the whole fleet');
+  const byName = await h.call('GET', `${T}?q=GLOBEX%20corp`, { token: 'reader' });
+  t.same((byName.body['items'] as Array<{ tenantId: string; name: string }>).map((x) => [x.tenantId, x.name]), [['globex', 'Globex Corporation']], 'q matches names, case-insensitively');
+  const byId = await h.call('GET', `${T}?q=tech`, { token: 'reader' });
+  t.same((byId.body['items'] as Array<{ tenantId: string }>).map((x) => x.tenantId), ['initech']);
+  t.match((byId.body['items'] as Array<Record<string, unknown>>)[0], { labels: Object, lastTransitionTime: /^\d{4}-/ });
   t.equal((await h.call('GET', '/healthz', { token: null })).status, 200);
   t.same((await h.call('GET', '/readyz', { token: null })).body, { ready: true });
   const metrics = await fetch(`${h.api.url}/metrics`).then((r) => r.text());

@@ -285,6 +285,8 @@ t.test('DeliveryLog: capacity, per-provider, in-memory, corrupt files, coalesced
   t.equal(back.size('github'), 50, 'a smaller capacity keeps the newest');
   t.ok(back.seen('github', 'id-199'));
   t.notOk(back.seen('github', 'id-1'));
+  // seen() of a new id records it in the background; let that write finish first.
+  await back.flush();
   t.same((await fsp.readdir(path.dirname(file))).sort(), ['deliveries.json'], 'no temporary files left');
   const st = await fsp.stat(file);
   t.equal(st.mode & 0o777, 0o600);

@@ -15,6 +15,13 @@ import type { InfrastructureStateTransition } from './transition.js';
  *
  * The log keeps only byte offsets per tenant in memory, so history reads are a few positioned
  * reads and memory stays small at hundreds of thousands of entries.
+ *
+ * Group commit: appends made while a write + fdatasync is in flight are written together by the
+ * next single write and covered by one fdatasync, in call order. Each append still resolves only
+ * once its line is durable, so a lone append costs what it always did (one write, one fdatasync),
+ * while many tenants reconciling at once no longer queue behind one fdatasync each (10,000 tenants
+ * make 70,000 transitions). A batch that fails is cut from the file again, so it never leaves a
+ * partial line behind, and every append of it rejects.
  */
 export interface TransitionLogOptions {
   path: string;
@@ -27,12 +34,24 @@ interface Span {
   length: number;
 }
 
+interface PendingAppend {
+  transition: InfrastructureStateTransition;
+  line: Buffer;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Lines written by one write(2) at most (bounds the buffer of a batch). */
+const MAX_BATCH = 1024;
+
 export class TransitionLog {
   private readonly spans = new Map<string, Span[]>();
   private readonly lastIds = new Map<string, string>();
   private size = 0;
   private count = 0;
-  private tail: Promise<unknown> = Promise.resolve();
+  private pending: PendingAppend[] = [];
+  /** Resolves when the batch writer has drained `pending`; null when it is not running. */
+  private writing: Promise<void> | null = null;
 
   private constructor(
     private readonly handle: FileHandle,
@@ -96,22 +115,53 @@ export class TransitionLog {
     this.count++;
   }
 
-  /** Append one transition durably; appends are serialized in call order. */
+  /** Append one transition durably (resolves once its line is fdatasync'd); appends keep call order. */
   append(transition: InfrastructureStateTransition): Promise<void> {
-    const run = async (): Promise<void> => {
-      const line = Buffer.from(`${JSON.stringify(transition)}\n`);
-      const offset = this.size;
-      const { bytesWritten } = await this.handle.write(line, 0, line.length, null);
-      if (bytesWritten !== line.length) {
+    const line = Buffer.from(`${JSON.stringify(transition)}\n`);
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ transition, line, resolve, reject });
+      this.writing ??= this.drain();
+    });
+  }
+
+  /** Write what is pending, batch after batch, until nothing is. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, MAX_BATCH);
+        try {
+          await this.writeBatch(batch);
+        } catch (err: unknown) {
+          for (const p of batch) p.reject(err);
+          continue;
+        }
+        for (const p of batch) p.resolve();
+      }
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  private async writeBatch(batch: PendingAppend[]): Promise<void> {
+    const buf = batch.length === 1 ? (batch[0] as PendingAppend).line : Buffer.concat(batch.map((p) => p.line));
+    const offset = this.size;
+    try {
+      const { bytesWritten } = await this.handle.write(buf, 0, buf.length, null);
+      if (bytesWritten !== buf.length) {
         throw new TenantdError('E_LOG_SHORT_WRITE', 'retryable', `${this.path}: short write`, { path: this.path });
       }
       if (this.durable) await this.handle.datasync();
-      this.size += line.length;
-      this.index(transition.tenantId, transition.id, offset, line.length - 1);
-    };
-    const next = this.tail.then(run, run);
-    this.tail = next.catch(() => undefined);
-    return next;
+    } catch (err: unknown) {
+      // Not durable, so not appended: cut whatever part of the batch reached the file.
+      await this.handle.truncate(offset).catch(() => undefined);
+      throw err;
+    }
+    this.size += buf.length;
+    let at = offset;
+    for (const p of batch) {
+      this.index(p.transition.tenantId, p.transition.id, at, p.line.length - 1);
+      at += p.line.length;
+    }
   }
 
   lastId(tenantId: string): string | undefined {
@@ -153,7 +203,7 @@ export class TransitionLog {
   }
 
   async close(): Promise<void> {
-    await this.tail;
+    while (this.writing) await this.writing;
     await this.handle.close();
   }
 }

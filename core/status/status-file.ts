@@ -1,7 +1,7 @@
-import { stringify } from 'yaml';
 import { sortKeysDeep } from '../canonical.js';
 import { API_VERSION } from '../tenant/types.js';
 import type { TenantRecord } from '../state/record.js';
+import { stringifyYaml } from './yaml-emit.js';
 
 export const STATUS_DIR = 'status';
 export const statusPath = (tenantId: string): string => `${STATUS_DIR}/${tenantId}.yaml`;
@@ -42,5 +42,6 @@ export function statusDocument(record: TenantRecord): Record<string, unknown> {
 }
 
 export function renderStatusFile(record: TenantRecord): string {
-  return stringify(statusDocument(record), { lineWidth: 0 });
+  // = yaml's stringify(…, { lineWidth: 0 }) byte for byte, several times faster (status of 10,000 tenants)
+  return stringifyYaml(statusDocument(record));
 }

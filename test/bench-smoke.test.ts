@@ -1,0 +1,53 @@
+/**
+ * A smoke run of `npm run bench` (bench/run.ts, from source) with 100 tenants: it must complete,
+ * print its one table with every scenario, and write that table as JSON. Nothing about time is
+ * asserted — the benchmark measures, the tests do not gate on figures.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import t from 'tap';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tsLoader = pathToFileURL(path.join(root, 'node_modules/@tapjs/typescript/dist/esm/import.mjs')).href;
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', tsLoader, path.join(root, 'bench/run.ts'), ...args], {
+      cwd: root,
+      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('the benchmark completes with 100 tenants and prints one table', async (t) => {
+  const out = path.join(t.testdir(), 'latest.json');
+  const r = await run(['--sizes', '100', '--runs', '1', '--burst', '20', '--status-changed', '50', '--log-entries', '1000', '--out', out]);
+  t.equal(r.code, 0, `exit 0\n${r.stderr.slice(-4000)}`);
+  t.match(r.stdout, /scenario\s+tenants\s+unit\s+median\s+min\s+max/, 'the table header');
+  for (const scenario of [
+    'change detection',
+    'cold load',
+    'full reconcile: wall time',
+    'full reconcile: daemon peak RSS',
+    'status write-back',
+    'no-op poll',
+    'webhook → reconcile started',
+    'API burst: 20 concurrent POST provision',
+    'API burst: p99 latency',
+    'transition log: 1 append',
+  ]) {
+    t.ok(r.stdout.includes(scenario), `a row for ${scenario}`);
+  }
+  const json = JSON.parse(await fsp.readFile(out, 'utf8')) as { rows: Array<{ scenario: string; tenantd: { n: number } }>; machine: { cpus: number } };
+  t.ok(json.rows.length >= 10, 'the rows are written as JSON');
+  t.ok(json.rows.every((row) => row.tenantd.n >= 1), 'every row has samples');
+  t.ok(json.machine.cpus >= 1, 'the machine is described');
+});

@@ -36,11 +36,32 @@ export function joinPath(prefix: string, name: string): string {
   return prefix === '' ? name : `${prefix}/${name}`;
 }
 
+/**
+ * Parsed trees by oid, per store (keyed by its isomorphic-git cache object). Objects never change
+ * for an oid, and each poll diffs the previous head's `tenants/` tree against the new one: keeping
+ * the last few parsed saves re-reading a 10,000-entry tree on every advance. Callers never mutate
+ * the entries they get.
+ */
+const parsedTrees = new WeakMap<object, Map<string, { oid: string; entries: TreeEntry[] }>>();
+const PARSED_TREES_KEPT = 16;
+
 /** Entries of a tree object (a commit oid is peeled to its tree). */
 export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<{ oid: string; entries: TreeEntry[] }> {
+  let memo = parsedTrees.get(ctx.cache);
+  if (!memo) parsedTrees.set(ctx.cache, (memo = new Map()));
+  const hit = memo.get(oid);
+  if (hit) {
+    // Refresh its place: the map's insertion order is the eviction order.
+    memo.delete(oid);
+    memo.set(oid, hit);
+    return hit;
+  }
   try {
     const r = await git.readTree({ fs: ctx.fs, gitdir: ctx.gitdir, cache: ctx.cache, oid });
-    return { oid: r.oid, entries: r.tree };
+    const result = { oid: r.oid, entries: r.tree };
+    memo.set(oid, result);
+    if (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
+    return result;
   } catch (err: unknown) {
     throw objectError(oid, err);
   }

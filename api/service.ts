@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { digestOf } from '../core/canonical.js';
-import type { DesiredStateLoader } from '../core/desired/loader.js';
+import { specDigestOf, type DesiredStateLoader } from '../core/desired/loader.js';
 import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import type { TransitionLog } from '../core/log/transition-log.js';
 import type { InfrastructureStateTransition } from '../core/log/transition.js';
@@ -209,7 +208,7 @@ export class TenantInfrastructureService {
       file: tenantPath(tenantId),
       commit: head as string,
       blobOid: file.oid,
-      specDigest: parsed.ok ? digestOf({ metadata: parsed.tenant.metadata, spec: parsed.tenant.spec }) : null,
+      specDigest: parsed.ok ? specDigestOf(parsed.tenant) : null,
       document: parsed.ok ? parsed.tenant : null,
       issues: parsed.ok ? [] : parsed.issues,
     };

@@ -1,9 +1,12 @@
 import { digestOf } from '../canonical.js';
 import type { DesiredInfrastructureState } from '../state/record.js';
-import type { TenantParseResult } from '../tenant/types.js';
+import type { TenantInfrastructureDocument, TenantParseResult } from '../tenant/types.js';
 import { parseTenantFile, tenantIdFromPath } from '../tenant/validate.js';
 
 export const TENANTS_DIR = 'tenants';
+
+/** The spec digest of a tenant document (what "changed" means): metadata and spec, canonical JSON. */
+export const specDigestOf = (doc: TenantInfrastructureDocument): string => digestOf({ metadata: doc.metadata, spec: doc.spec });
 
 /**
  * Blob reads in flight at once during a cold load. Reading a packed blob with isomorphic-git
@@ -133,7 +136,7 @@ export class DesiredStateLoader {
     if (!parsed) {
       const text = await this.git.readBlob(oid);
       const result = parseTenantFile(file, text);
-      parsed = { ...result, digest: result.ok ? digestOf({ metadata: result.tenant.metadata, spec: result.tenant.spec }) : null };
+      parsed = { ...result, digest: result.ok ? specDigestOf(result.tenant) : null };
       this.parsed.set(`${file}\0${oid}`, parsed);
     }
     return {

@@ -1,4 +1,5 @@
 import { digestOf } from '../../core/canonical.js';
+import { specDigestOf } from '../../core/desired/loader.js';
 import type { DesiredInfrastructureState } from '../../core/state/record.js';
 import type { TenantInfrastructureDocument } from '../../core/tenant/types.js';
 
@@ -30,7 +31,7 @@ export function desiredOf(doc: TenantInfrastructureDocument, commit: string, blo
     file: `tenants/${doc.metadata.tenantId}.yaml`,
     commit,
     blobOid,
-    specDigest: digestOf({ metadata: doc.metadata, spec: doc.spec }),
+    specDigest: specDigestOf(doc),
     document: doc,
     issues: [],
   };

@@ -267,6 +267,7 @@ export class TenantdDaemon {
     await this.status.flush();
     await this.provider.close?.();
     await this.log.close();
+    await this.git.close();
     await this.releaseLock();
   }
 }

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { atomicWriteFs } from '../core/git/atomic-fs.js';
 import { GitStore, type FileChange } from '../core/git/store.js';
-import { commitFiles, git, gitOut, initRepo, removeDir, renameFile, tempDir } from './helpers/git-fixtures.js';
+import { codeOf, commitFiles, git, gitOut, initRepo, removeDir, renameFile, tempDir } from './helpers/git-fixtures.js';
 
 const AUTHOR = { name: 'Ada Operator', email: 'ada@example.test' };
 const FIXED_NOW = new Date('2024-05-06T07:08:09Z');
@@ -21,15 +21,6 @@ async function workRepo(t: { teardown(fn: () => unknown): void }, files: Record<
   const dir = await initRepo(path.join(root, 'work'));
   const c1 = await commitFiles(dir, files, 'initial');
   return { dir, c1 };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err: unknown) {
-    return String((err as { code?: unknown }).code);
-  }
-  return 'no error';
 }
 
 /** An fs whose promise-API readFile records the git object paths it reads. */

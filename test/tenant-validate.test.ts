@@ -439,3 +439,14 @@ t.test('parse cost per valid example file (informational, no assertion on time)'
   }
   t.pass();
 });
+
+t.test('the fast path reads scalars as the YAML 1.2 core schema does (the yaml library), not YAML 1.1', async (t) => {
+  const scalars = ['1_000', '0b101', '+0x1F', '0x1F', '0o17', '017', '+12', '-0', '1.5e3', '.5', '1.', '1_0.5', '.inf', '-.Inf', '+.INF', '.NaN', '~', 'null', 'Null', 'NULL', '', 'TRUE', 'false', 'yes', 'on', 'No', '2001-12-14', '1:20', '0.1', '1e', 'x1', '12abc'];
+  for (const s of scalars) {
+    const text = `v: ${s}\n`;
+    const fast = quickParse(text);
+    const full = parseDocument(text, { prettyErrors: false }).toJS() as Record<string, unknown>;
+    t.same(fast, full, `v: ${JSON.stringify(s)} → ${JSON.stringify(full['v'])}`);
+    t.equal(Object.is(fast?.['v'], full['v']) || (Number.isNaN(fast?.['v']) && Number.isNaN(full['v'])), true, `${JSON.stringify(s)}: same type and value`);
+  }
+});

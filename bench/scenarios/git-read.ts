@@ -23,6 +23,10 @@ class CountingReader implements TreeReader {
     this.blobsRead++;
     return this.inner.readBlob(oid);
   }
+  readBlobs(oids: readonly string[]) {
+    this.blobsRead += oids.length;
+    return this.inner.readBlobs ? this.inner.readBlobs(oids) : Promise.all(oids.map((o) => this.inner.readBlob(o)));
+  }
 }
 
 async function openStore(r: TenantsRepo, dataDir: string): Promise<GitStore> {
@@ -48,6 +52,7 @@ export async function changeDetection(r: TenantsRepo, dataDir: string): Promise<
     native.push(n.ms);
     if (n.stdout.toString().trim() !== c.path) wrong++;
   }
+  await store.close();
   const nativeFig = { ...figure(native), command: 'git diff --name-only A B -- tenants/' };
   const f = figure(ours);
   return row({
@@ -87,6 +92,7 @@ export async function coldLoad(r: TenantsRepo, dataDir: string, runs: number): P
     const store = await openStore(r, dataDir);
     const loader = new DesiredStateLoader(store);
     const [ms, changes] = await timed(() => loader.loadAll(r.head));
+    await store.close();
     ours.push(ms);
     loaded = changes.length;
     invalid = changes.filter((c) => !c.desired?.document).length;

@@ -4,17 +4,21 @@
  * blobs are never read).
  */
 import type * as nodeFs from 'node:fs';
-import * as git from 'isomorphic-git';
-import type { TreeEntry } from 'isomorphic-git';
 import { stalled } from '../errors.js';
 import { objectError } from './errors.js';
+import type { GitObject, ObjectDb } from './object-db.js';
+import { diffEntries, findEntry, parseTree, type TreeEntry } from './tree-codec.js';
 import type { ChangedFile, TreeEntryFile } from './types.js';
+
+export type { TreeEntry } from './tree-codec.js';
 
 export interface RepoCtx {
   fs: typeof nodeFs;
   gitdir: string;
   /** isomorphic-git cache object shared by every call on one store */
   cache: object;
+  /** objects read and written with native zlib (see object-db.ts) */
+  odb: ObjectDb;
 }
 
 export const EMPTY_TREE_OID = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
@@ -38,17 +42,51 @@ export function joinPath(prefix: string, name: string): string {
 
 /**
  * Parsed trees by oid, per store (keyed by its isomorphic-git cache object). Objects never change
- * for an oid, and each poll diffs the previous head's `tenants/` tree against the new one: keeping
- * the last few parsed saves re-reading a 10,000-entry tree on every advance. Callers never mutate
- * the entries they get.
+ * for an oid; each poll diffs the previous head's `tenants/` tree against the new one, and each
+ * commit rewrites the tree the last one wrote: keeping the last few parsed (written ones too)
+ * saves re-reading a 10,000-entry tree every time. Callers never mutate the entries they get.
  */
 const parsedTrees = new WeakMap<object, Map<string, { oid: string; entries: TreeEntry[] }>>();
 const PARSED_TREES_KEPT = 16;
 
-/** Entries of a tree object (a commit oid is peeled to its tree). */
-export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<{ oid: string; entries: TreeEntry[] }> {
+function memoOf(ctx: RepoCtx): Map<string, { oid: string; entries: TreeEntry[] }> {
   let memo = parsedTrees.get(ctx.cache);
   if (!memo) parsedTrees.set(ctx.cache, (memo = new Map()));
+  return memo;
+}
+
+/** Remember a tree by oid (one just written, so the next commit need not read it back). */
+export function rememberTree(ctx: RepoCtx, oid: string, entries: TreeEntry[]): void {
+  const memo = memoOf(ctx);
+  memo.delete(oid);
+  memo.set(oid, { oid, entries });
+  if (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
+}
+
+const notFound = (oid: string, want: string): Error =>
+  stalled('E_GIT_OBJECT_NOT_FOUND', `git object not found: ${oid}${want ? ` (${want})` : ''}`, { what: oid });
+
+async function readObject(ctx: RepoCtx, oid: string, want: string): Promise<GitObject> {
+  let obj: GitObject | null;
+  try {
+    obj = await ctx.odb.read(oid);
+  } catch (err: unknown) {
+    throw objectError(oid, err);
+  }
+  if (!obj) throw notFound(oid, want);
+  return obj;
+}
+
+/** The oid after `<field> ` on the first header line that has it (commit `tree`, tag `object`). */
+function headerOid(data: Buffer, field: string, oid: string): string {
+  const m = new RegExp(`^${field} ([0-9a-f]{40})$`, 'm').exec(data.toString('latin1', 0, Math.min(data.length, 1024)));
+  if (!m) throw stalled('E_GIT_OBJECT_CORRUPT', `git object ${oid} has no ${field} line`, { oid });
+  return m[1] as string;
+}
+
+/** Entries of a tree object (a commit or an annotated tag is peeled to its tree). */
+export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<{ oid: string; entries: TreeEntry[] }> {
+  const memo = memoOf(ctx);
   const hit = memo.get(oid);
   if (hit) {
     // Refresh its place: the map's insertion order is the eviction order.
@@ -56,25 +94,33 @@ export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<{ oid:
     memo.set(oid, hit);
     return hit;
   }
-  try {
-    const r = await git.readTree({ fs: ctx.fs, gitdir: ctx.gitdir, cache: ctx.cache, oid });
-    const result = { oid: r.oid, entries: r.tree };
-    memo.set(oid, result);
-    if (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
-    return result;
-  } catch (err: unknown) {
-    throw objectError(oid, err);
+  let current = oid;
+  for (let hops = 0; hops < 8; hops++) {
+    const obj = await readObject(ctx, current, 'tree');
+    if (obj.type === 'commit') current = headerOid(obj.data, 'tree', current);
+    else if (obj.type === 'tag') current = headerOid(obj.data, 'object', current);
+    else if (obj.type === 'tree') {
+      let entries: TreeEntry[];
+      try {
+        entries = parseTree(obj.data);
+      } catch (err: unknown) {
+        throw stalled('E_GIT_OBJECT_CORRUPT', `git tree ${current} is malformed: ${err instanceof Error ? err.message : String(err)}`, { oid: current }, err);
+      }
+      const result = { oid: current, entries };
+      memo.set(oid, result);
+      if (current !== oid) memo.set(current, result);
+      while (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
+      return result;
+    } else throw stalled('E_GIT_OBJECT_NOT_FOUND', `git object ${current} is a ${obj.type}, not a tree`, { what: current });
   }
+  throw stalled('E_GIT_OBJECT_CORRUPT', `git object ${oid}: too many tags to peel`, { oid });
 }
 
 /** The tree oid of a commit. */
 export async function commitTree(ctx: RepoCtx, commit: string): Promise<string> {
-  try {
-    const r = await git.readCommit({ fs: ctx.fs, gitdir: ctx.gitdir, cache: ctx.cache, oid: commit });
-    return r.commit.tree;
-  } catch (err: unknown) {
-    throw objectError(commit, err);
-  }
+  const obj = await readObject(ctx, commit, 'commit');
+  if (obj.type !== 'commit') throw stalled('E_GIT_OBJECT_NOT_FOUND', `git object ${commit} is a ${obj.type}, not a commit`, { what: commit });
+  return headerOid(obj.data, 'tree', commit);
 }
 
 /** The oid of the subtree at `segs` below `rootTree`, or null when it is missing or not a tree. */
@@ -82,9 +128,9 @@ export async function subtreeAt(ctx: RepoCtx, rootTree: string, segs: string[]):
   let oid = rootTree;
   for (const seg of segs) {
     const { entries } = await readTreeEntries(ctx, oid);
-    const e = entries.find((x) => x.path === seg);
-    if (!e || e.type !== 'tree') return null;
-    oid = e.oid;
+    const at = findEntry(entries, seg, 'tree');
+    if (at < 0) return null;
+    oid = (entries[at] as TreeEntry).oid;
   }
   return oid;
 }
@@ -97,7 +143,9 @@ export async function fileOidAt(ctx: RepoCtx, commit: string, filePath: string):
   const root = await readTreeEntries(ctx, commit);
   const dir = await subtreeAt(ctx, root.oid, segs);
   if (dir === null) return null;
-  const entry = (await readTreeEntries(ctx, dir)).entries.find((e) => e.path === name);
+  const { entries } = await readTreeEntries(ctx, dir);
+  const at = findEntry(entries, name, 'blob');
+  const entry = at < 0 ? undefined : entries[at];
   return entry && entry.type === 'blob' ? entry.oid : null;
 }
 
@@ -121,21 +169,18 @@ async function diffTrees(ctx: RepoCtx, a: string | null, b: string | null, prefi
   if (a === b) return;
   const ea = a ? (await readTreeEntries(ctx, a)).entries : [];
   const eb = b ? (await readTreeEntries(ctx, b)).entries : [];
-  const ma = new Map(ea.map((e) => [e.path, e]));
-  const mb = new Map(eb.map((e) => [e.path, e]));
-  const names = new Set([...ma.keys(), ...mb.keys()]);
-  for (const name of names) {
-    const x = ma.get(name);
-    const y = mb.get(name);
-    if (x && y && x.oid === y.oid && x.type === y.type) continue;
+  const subtrees: Array<[string, string | null, string | null]> = [];
+  diffEntries(ea, eb, (x, y) => {
+    const name = (x ?? y)?.path as string;
     const path = joinPath(prefix, name);
     const xBlob = x?.type === 'blob' ? x.oid : null;
     const yBlob = y?.type === 'blob' ? y.oid : null;
     if (xBlob !== yBlob) out.push({ path, oldOid: xBlob, newOid: yBlob });
     const xTree = x?.type === 'tree' ? x.oid : null;
     const yTree = y?.type === 'tree' ? y.oid : null;
-    if (xTree !== yTree) await diffTrees(ctx, xTree, yTree, path, out);
-  }
+    if (xTree !== yTree) subtrees.push([path, xTree, yTree]);
+  });
+  for (const [path, xTree, yTree] of subtrees) await diffTrees(ctx, xTree, yTree, path, out);
 }
 
 /**

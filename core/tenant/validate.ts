@@ -13,7 +13,7 @@
  * something to report, by re-parsing with `yaml`.
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import { CORE_SCHEMA, load as loadYamlFast } from 'js-yaml';
+import { FAILSAFE_SCHEMA, Type as YamlType, load as loadYamlFast } from 'js-yaml';
 import {
   isAlias,
   isMap,
@@ -473,16 +473,35 @@ function rangeStart(node: unknown): number | undefined {
 
 /**
  * The `yaml` library keeps source ranges (we need them for file:line:column errors) but costs
- * ~100-300 µs per tenant file, which dominates loading thousands of tenants. js-yaml parses the
- * same files ~8x faster without ranges, so valid files take it and only files with problems are
- * re-parsed by `yaml` to place the errors. CORE_SCHEMA matches `yaml`'s YAML 1.2 core schema;
- * js-yaml rejects duplicate keys and multiple documents itself. Anything js-yaml refuses, or any
- * result that does not validate, falls back to the full path; a test fuzzes the two parsers
- * against each other so the fast path never accepts a value `yaml` would read differently.
+ * ~100-300 µs per tenant file, which dominates loading thousands of tenants. js-yaml 4 parses the
+ * same files in ~20 µs without ranges (js-yaml 5 takes ~70 µs: measured on the benchmark's
+ * tenant files), so valid files take it and only files with problems are re-parsed by `yaml` to
+ * place the errors. js-yaml's own CORE_SCHEMA reads YAML 1.1 numbers (`1_000`, `0b1`, `+0x1`),
+ * so the schema below spells out the YAML 1.2 core schema `yaml` uses. js-yaml rejects duplicate
+ * keys and multiple documents itself. Anything js-yaml refuses, or any result that does not
+ * validate, falls back to the full path; a test fuzzes the two parsers against each other so the
+ * fast path never accepts a value `yaml` would read differently.
  */
+const scalar = (tag: string, test: (s: string) => boolean, construct: (s: string) => unknown): YamlType =>
+  new YamlType(`tag:yaml.org,2002:${tag}`, { kind: 'scalar', resolve: (s: unknown) => typeof s === 'string' && test(s), construct: (s: string) => construct(s) });
+const CORE_12_INT = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$/;
+const CORE_12_FLOAT = /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
+const YAML_12_CORE = FAILSAFE_SCHEMA.extend({
+  implicit: [
+    scalar('null', (s) => s === '' || s === '~' || s === 'null' || s === 'Null' || s === 'NULL', () => null),
+    scalar('bool', (s) => /^(?:true|True|TRUE|false|False|FALSE)$/.test(s), (s) => s[0] === 't' || s[0] === 'T'),
+    scalar('int', (s) => CORE_12_INT.test(s), (s) => (s.startsWith('0o') ? parseInt(s.slice(2), 8) : s.startsWith('0x') ? parseInt(s.slice(2), 16) : Number(s))),
+    scalar('float', (s) => CORE_12_FLOAT.test(s), (s) => {
+      const inf = /^([-+]?)\.inf$/i.exec(s);
+      if (inf) return inf[1] === '-' ? -Infinity : Infinity;
+      return /^\.nan$/i.test(s) ? NaN : Number(s);
+    }),
+  ],
+});
+
 export function quickParse(text: string): Record<string, unknown> | undefined {
   try {
-    const value: unknown = loadYamlFast(text, { schema: CORE_SCHEMA });
+    const value: unknown = loadYamlFast(text, { schema: YAML_12_CORE });
     return isRecord(value) ? value : undefined;
   } catch {
     return undefined;

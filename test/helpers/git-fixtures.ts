@@ -156,3 +156,13 @@ export function manyFiles(count: number, dir = 'tenants'): Record<string, string
   }
   return files;
 }
+
+/** The `code` of the error a promise rejects with, or 'no error'. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err: unknown) {
+    return String((err as { code?: unknown }).code);
+  }
+  return 'no error';
+}

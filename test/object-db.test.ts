@@ -473,3 +473,27 @@ t.test('applyDelta: copies, inserts, and malformed deltas', async (t) => {
     }
   }
 });
+
+t.test('deferred writes: held and readable in memory, on disk only after flush; discard drops them', async (t) => {
+  const root = await tempDir();
+  t.teardown(() => removeDir(root));
+  const dir = await initRepo(path.join(root, 'held.git'), { bare: true });
+  const db = new ObjectDb(dir);
+  t.teardown(() => db.close());
+  const exists = (oid: string) => git(dir, ['cat-file', '-e', oid]).then(() => true, () => false);
+  const a = await db.write('blob', Buffer.from('held a\n'), { defer: true });
+  const b = await db.write('blob', Buffer.from('held b\n'), { defer: true, level: 0 });
+  t.equal(a, ObjectDb.hash('blob', Buffer.from('held a\n')));
+  t.ok(await db.has(a), 'has() sees a held object');
+  t.equal((await db.read(a))?.data.toString(), 'held a\n');
+  t.same((await db.readMany([b, a])).map((o) => o?.data.toString()), ['held b\n', 'held a\n']);
+  t.notOk(await exists(a), 'not on disk before flush');
+  await db.flush();
+  t.ok((await exists(a)) && (await exists(b)), 'both on disk after flush');
+  t.equal(await gitOut(dir, ['cat-file', '-p', b]), 'held b');
+  const c = await db.write('blob', Buffer.from('dropped\n'), { defer: true });
+  db.discard();
+  t.equal(await db.read(c), null, 'a discarded object is gone');
+  await db.flush();
+  t.notOk(await exists(c), 'and never written');
+});

@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { ObjectDb } from '../core/git/object-db.js';
 import { GitStore } from '../core/git/store.js';
-import { compareEntries, diffEntries, findEntry, parseTree, serializeTree, type TreeEntry } from '../core/git/tree-codec.js';
+import { encodeCommit } from '../core/git/commit-object.js';
+import { compareEntries, diffEntries, encodeTree, findEntry, parseTree, parseTreeImage, serializeTree, type TreeEntry } from '../core/git/tree-codec.js';
 import { commitFiles, git, gitOut, initRepo, removeDir, tempDir } from './helpers/git-fixtures.js';
 
 const execFileP = promisify(execFile);
@@ -159,4 +160,55 @@ t.test('the tree writer against a model: random commits, native git reads the sa
   for (const [p, content] of model) t.equal(await gitOut(bare, ['show', `main:${p}`]), content.trimEnd(), p);
   await git(bare, ['fsck', '--full', '--strict']);
   t.pass('git fsck --full --strict is clean');
+});
+
+t.test('encodeTree from a base copies unchanged runs and gives the same bytes and offsets as encoding from scratch', async (t) => {
+  const r = rng(99);
+  const oid = (): string => Array.from({ length: 40 }, () => '0123456789abcdef'[Math.floor(r() * 16)]).join('');
+  for (let round = 0; round < 150; round++) {
+    const n = Math.floor(r() * 300);
+    const base = parseTreeImage(
+      serializeTree(Array.from({ length: n }, (_, i) => ({ mode: i % 7 === 0 ? '040000' : '100644', path: `e-${String(i).padStart(4, '0')}`, oid: oid(), type: i % 7 === 0 ? ('tree' as const) : ('blob' as const) }))),
+    );
+    const entries = [...base.entries];
+    for (let m = Math.floor(r() * 8); m > 0; m--) {
+      const what = r();
+      if (what < 0.3 && entries.length > 0) entries.splice(Math.floor(r() * entries.length), 1);
+      else if (what < 0.6 && entries.length > 0) {
+        const at = Math.floor(r() * entries.length);
+        entries[at] = { ...(entries[at] as TreeEntry), oid: oid() };
+      } else {
+        const e: TreeEntry = { mode: '100644', path: `new-${Math.floor(r() * 1e6)}`, oid: oid(), type: 'blob' };
+        if (findEntry(entries, e.path, 'blob') >= 0) continue;
+        entries.splice(-findEntry(entries, e.path, 'blob') - 1, 0, e);
+      }
+    }
+    const spliced = encodeTree(entries, base);
+    const fresh = encodeTree(entries, null);
+    if (!t.ok(spliced.raw.equals(fresh.raw), `round ${round}: same bytes`)) break;
+    t.same([...spliced.offsets], [...fresh.offsets], `round ${round}: same offsets`);
+    t.same(parseTreeImage(spliced.raw).offsets, spliced.offsets);
+  }
+});
+
+t.test('commit objects: the bytes git writes for the same fields', async (t) => {
+  const root = await tempDir();
+  t.teardown(() => removeDir(root));
+  const dir = await initRepo(path.join(root, 'work'), { bare: true });
+  const tree = (await git(dir, ['mktree'], { input: '' })).trim();
+  const env = { GIT_AUTHOR_NAME: 'Ada Operator', GIT_AUTHOR_EMAIL: 'ada@example.test', GIT_AUTHOR_DATE: '1700000000 +0000', GIT_COMMITTER_NAME: 'tenantd', GIT_COMMITTER_EMAIL: 'tenantd@example.test', GIT_COMMITTER_DATE: '1700000000 +0130' };
+  const message = 'provision acme\n\nRequest-Id: 1\n';
+  const { stdout } = await execFileP('git', ['commit-tree', tree, '-m', message.trim()], { cwd: dir, env: { ...process.env, ...env } });
+  const nativeOid = stdout.trim();
+  const ours = encodeCommit({
+    tree,
+    parents: [],
+    author: { name: 'Ada Operator', email: 'ada@example.test', timestamp: 1700000000, timezoneOffset: 0 },
+    committer: { name: 'tenantd', email: 'tenantd@example.test', timestamp: 1700000000, timezoneOffset: 90 },
+    message: `\n${message}\n\n`,
+  });
+  t.equal(ObjectDb.hash('commit', ours), nativeOid, 'same object id as git commit-tree');
+  const odd = encodeCommit({ tree, parents: [nativeOid], author: { name: 'Eve <evil>\nx', email: 'e@x', timestamp: 1, timezoneOffset: -330 }, committer: { name: 'c', email: 'c@x', timestamp: 1, timezoneOffset: 0 }, message: 'm' }).toString();
+  t.match(odd, /^author Eve evilx <e@x> 1 -0530$/m, 'angle brackets and newlines are stripped from identities; negative offsets');
+  t.match(odd, new RegExp(`^parent ${nativeOid}$`, 'm'));
 });

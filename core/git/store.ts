@@ -1,6 +1,7 @@
 /**
- * GitStore: the tenants repository, read and written with isomorphic-git and never through
- * the index.
+ * GitStore: the tenants repository, read and written without the index. Objects (commits,
+ * trees, blobs) go through ObjectDb (node:zlib; object-db.ts); refs, clone, fetch and push through
+ * isomorphic-git.
  *
  * - Local repositories (a path or file:// URL; bare, or with a work tree) are used in place.
  * - http(s) repositories are mirrored into `<dataDir>/repo.git` (bare, one branch at a time).
@@ -8,9 +9,11 @@
  *   head; commits are pushed with a compare-and-swap on the remote head and, when the remote
  *   moved, rebuilt on the new head (`build` is called again) — never force-pushed.
  *
- * Commits are made one at a time per store (an in-process promise-chain mutex; `sync()` takes
- * it too, so a fetch never moves a ref under a commit in flight). One store per repository
- * and data directory: two stores (or processes) on the same mirror are not coordinated.
+ * Commits are made one chain at a time per store (an in-process promise-chain mutex; `sync()`
+ * takes it too, so a fetch never moves a ref under a commit in flight): calls that wait behind a
+ * commit are built as a chain of commits, one per call, whose objects are written together and
+ * whose ref moves (or push happens) once. One store per repository and data directory: two
+ * stores (or processes) on the same mirror are not coordinated.
  *
  * Committing to a branch other than the tracked one (e.g. a status branch): if that branch does
  * not exist yet (locally, nor on the remote), it is created from the tracked branch's head —
@@ -25,6 +28,7 @@ import { retryable, stalled } from '../errors.js';
 import { atomicWriteFs } from './atomic-fs.js';
 import { errCode, objectError, redact } from './errors.js';
 import { locateLocalRepo, looksLikeGitdir, parseRepoSpec } from './location.js';
+import { encodeCommit } from './commit-object.js';
 import { Mutex } from './mutex.js';
 import { ObjectDb } from './object-db.js';
 import { ensureMirror, fetchBranch, pushCommit, type RemoteCtx } from './remote.js';
@@ -340,16 +344,27 @@ export class GitStore {
     const timestamp = Math.floor(this.now().getTime() / 1000);
     const author = { name: req.author.name, email: req.author.email, timestamp, timezoneOffset: 0 };
     const committer = this.committer ? { ...this.committer, timestamp, timezoneOffset: 0 } : author;
-    const commit = await git.writeCommit({
-      fs: this.ctx.fs,
-      gitdir: this.ctx.gitdir,
-      commit: { message: req.message, tree, parent: head === null ? [] : [head], author, committer },
-    });
+    const data = encodeCommit({ message: req.message, tree, parents: head === null ? [] : [head], author, committer });
+    const commit = await this.ctx.odb.write('commit', data, { defer: true });
     return { commit, parent: head, written };
   }
 
-  /** Build one commit per request on `head`, each on the one before; the chain's last commit or null. */
+  /**
+   * Build one commit per request on `head`, each on the one before, and write their objects
+   * (held in memory while building, see ObjectDb `defer`) before any ref can point at them.
+   */
   private async prepareChain(head: string | null, batch: Waiting[]): Promise<{ outcomes: Outcome[]; chain: Prepared[]; tip: string | null }> {
+    try {
+      const built = await this.buildChain(head, batch);
+      if (built.chain.length > 0) await this.ctx.odb.flush();
+      return built;
+    } finally {
+      // objects of builds that failed or changed nothing, or of a flush that failed
+      this.ctx.odb.discard();
+    }
+  }
+
+  private async buildChain(head: string | null, batch: Waiting[]): Promise<{ outcomes: Outcome[]; chain: Prepared[]; tip: string | null }> {
     const outcomes: Outcome[] = [];
     const chain: Prepared[] = [];
     let tip = head;

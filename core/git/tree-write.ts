@@ -6,7 +6,7 @@
 import { stalled } from '../errors.js';
 import { ObjectDb } from './object-db.js';
 import { joinPath, readTreeEntries, rememberTree, type RepoCtx } from './tree.js';
-import { findEntry, serializeTree, type TreeEntry } from './tree-codec.js';
+import { encodeTree, findEntry, type TreeEntry, type TreeImage } from './tree-codec.js';
 import type { FileChange } from './types.js';
 
 /** A path actually changed by a commit: `oid` null = deleted. */
@@ -87,10 +87,11 @@ function toTree(changes: FileChange[]): DirNode {
  */
 const STORE_TREES_ABOVE = 64 * 1024;
 
-async function writeTree(ctx: RepoCtx, entries: TreeEntry[]): Promise<string> {
-  const data = serializeTree(entries, true);
-  const oid = await ctx.odb.write('tree', data, { level: data.length > STORE_TREES_ABOVE ? 0 : 1 });
-  rememberTree(ctx, oid, entries);
+/** Write sorted `entries` (derived from `base`, if any, without mutating it); held in memory until the chain is flushed. */
+async function writeTree(ctx: RepoCtx, entries: TreeEntry[], base: TreeImage | null): Promise<string> {
+  const { raw, offsets } = encodeTree(entries, base);
+  const oid = await ctx.odb.write('tree', raw, { level: raw.length > STORE_TREES_ABOVE ? 0 : 1, defer: true });
+  rememberTree(ctx, oid, { entries, raw, offsets });
   return oid;
 }
 
@@ -119,7 +120,8 @@ async function rebuild(
   written: WrittenFile[],
 ): Promise<string | null> {
   // a copy: parsed trees are shared through the cache and never mutated
-  const entries = base ? [...(await readTreeEntries(ctx, base)).entries] : [];
+  const baseTree = base ? await readTreeEntries(ctx, base) : null;
+  const entries = baseTree ? [...baseTree.entries] : [];
   let changed = false;
 
   for (const [name, content] of node.files) {
@@ -141,7 +143,7 @@ async function rebuild(
     if (existing && existing.type !== 'blob') {
       throw stalled('E_GIT_BAD_PATH', `${path} is a directory in the repository; cannot write it as a file`, { path });
     }
-    if (!oldBlob || oldBlob.oid !== oid) await ctx.odb.write('blob', blob);
+    if (!oldBlob || oldBlob.oid !== oid) await ctx.odb.write('blob', blob, { defer: true });
     place(entries, { mode, path: name, oid, type: 'blob' });
     changed = true;
     written.push({ path, oid, oldOid: oldBlob?.oid ?? null, mode, content });
@@ -165,7 +167,7 @@ async function rebuild(
 
   if (!changed) return base;
   if (entries.length === 0) return null;
-  return writeTree(ctx, entries);
+  return writeTree(ctx, entries, baseTree?.image ?? null);
 }
 
 /**
@@ -181,7 +183,7 @@ export async function applyChanges(
   const root = toTree(changes);
   const tree = await rebuild(ctx, baseTree, root, '', written);
   if (tree === null) {
-    return { tree: await writeTree(ctx, []), written };
+    return { tree: await writeTree(ctx, [], null), written };
   }
   return { tree, written };
 }

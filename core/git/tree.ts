@@ -7,7 +7,7 @@ import type * as nodeFs from 'node:fs';
 import { stalled } from '../errors.js';
 import { objectError } from './errors.js';
 import type { GitObject, ObjectDb } from './object-db.js';
-import { diffEntries, findEntry, parseTree, type TreeEntry } from './tree-codec.js';
+import { diffEntries, findEntry, parseTreeImage, type TreeEntry, type TreeImage } from './tree-codec.js';
 import type { ChangedFile, TreeEntryFile } from './types.js';
 
 export type { TreeEntry } from './tree-codec.js';
@@ -46,20 +46,21 @@ export function joinPath(prefix: string, name: string): string {
  * commit rewrites the tree the last one wrote: keeping the last few parsed (written ones too)
  * saves re-reading a 10,000-entry tree every time. Callers never mutate the entries they get.
  */
-const parsedTrees = new WeakMap<object, Map<string, { oid: string; entries: TreeEntry[] }>>();
+type ParsedTree = { oid: string; entries: TreeEntry[]; image: TreeImage };
+const parsedTrees = new WeakMap<object, Map<string, ParsedTree>>();
 const PARSED_TREES_KEPT = 16;
 
-function memoOf(ctx: RepoCtx): Map<string, { oid: string; entries: TreeEntry[] }> {
+function memoOf(ctx: RepoCtx): Map<string, ParsedTree> {
   let memo = parsedTrees.get(ctx.cache);
   if (!memo) parsedTrees.set(ctx.cache, (memo = new Map()));
   return memo;
 }
 
 /** Remember a tree by oid (one just written, so the next commit need not read it back). */
-export function rememberTree(ctx: RepoCtx, oid: string, entries: TreeEntry[]): void {
+export function rememberTree(ctx: RepoCtx, oid: string, image: TreeImage): void {
   const memo = memoOf(ctx);
   memo.delete(oid);
-  memo.set(oid, { oid, entries });
+  memo.set(oid, { oid, entries: image.entries, image });
   if (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
 }
 
@@ -85,7 +86,7 @@ function headerOid(data: Buffer, field: string, oid: string): string {
 }
 
 /** Entries of a tree object (a commit or an annotated tag is peeled to its tree). */
-export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<{ oid: string; entries: TreeEntry[] }> {
+export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<ParsedTree> {
   const memo = memoOf(ctx);
   const hit = memo.get(oid);
   if (hit) {
@@ -100,13 +101,13 @@ export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<{ oid:
     if (obj.type === 'commit') current = headerOid(obj.data, 'tree', current);
     else if (obj.type === 'tag') current = headerOid(obj.data, 'object', current);
     else if (obj.type === 'tree') {
-      let entries: TreeEntry[];
+      let image: TreeImage;
       try {
-        entries = parseTree(obj.data);
+        image = parseTreeImage(obj.data);
       } catch (err: unknown) {
         throw stalled('E_GIT_OBJECT_CORRUPT', `git tree ${current} is malformed: ${err instanceof Error ? err.message : String(err)}`, { oid: current }, err);
       }
-      const result = { oid: current, entries };
+      const result = { oid: current, entries: image.entries, image };
       memo.set(oid, result);
       if (current !== oid) memo.set(current, result);
       while (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);

@@ -278,15 +278,22 @@ export class InfrastructureReconciler {
       commit: op.target.commit,
     });
 
+    // A completed phase is saved with the next phase's transition, which follows at once: one
+    // record write per phase instead of two (the write is most of a render reconcile's cost).
+    let unsaved = false;
     for (const phase of phases) {
       if (op.completed.includes(phase)) continue;
       if (op.phase !== phase) {
-        if (req.shouldStop?.() || req.signal?.aborted) return { kind: 'interrupted' };
+        if (req.shouldStop?.() || req.signal?.aborted) {
+          if (unsaved) await this.save(record);
+          return { kind: 'interrupted' };
+        }
         op.phase = phase;
         const final = phase === 'Complete';
         const status: TenantStatus = final ? (op.kind === 'delete' ? 'DEPROVISIONED' : 'ACTIVE') : opStatus;
         if (final) this.complete(record, op, rendered);
         await this.transition(record, status, phase, trigger, { operationId: op.id, commit: op.target.commit });
+        unsaved = false;
         if (final) {
           this.deps.publisher.publish({
             type: 'PhaseCompleted',
@@ -312,7 +319,7 @@ export class InfrastructureReconciler {
       op.completed.push(phase);
       record.retry = null;
       if (result.outputs) record.outputs = { ...record.outputs, ...result.outputs };
-      await this.save(record);
+      unsaved = true;
       this.deps.publisher.publish({
         type: 'PhaseCompleted',
         tenantId: record.tenantId,

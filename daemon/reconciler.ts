@@ -6,16 +6,15 @@ import type { TransitionLog } from '../core/log/transition-log.js';
 import type { InfrastructureStateTransition } from '../core/log/transition.js';
 import { machineState, phasesFor, statusForOperation, type OperationKind, type Phase, type TenantStatus } from '../core/phases.js';
 import type { DesiredInfrastructureState, Operation, TenantRecord } from '../core/state/record.js';
-import { stateOf } from '../core/state/record.js';
+import { seenDesired, stateOf } from '../core/state/record.js';
 import type { TenantStateStore } from '../core/state/store.js';
 import { computeConditions } from '../core/status/conditions.js';
+import { STATUS_TRANSITIONS } from '../core/status/status-file.js';
 import { formatIssue, namespaceFor, type TenantInfrastructureDocument } from '../core/tenant/types.js';
 import type { InfrastructureProvider, PhaseResult, ProviderContext } from '../providers/provider.js';
 import { outputsFor, renderTenant, refKey } from '../providers/resources/renderer.js';
 import type { RenderedTenant } from '../providers/resources/types.js';
 
-/** How many transitions a record keeps inline (the status file shows fewer). */
-const RECENT = 10;
 
 export interface ReconcilerDeps {
   provider: InfrastructureProvider;
@@ -99,7 +98,7 @@ export class InfrastructureReconciler {
     const existing = this.deps.store.get(tenantId);
     if (!existing && !desired) return { kind: 'converged', status: 'DEPROVISIONED' };
     const record: TenantRecord = existing ? structuredClone(existing) : this.newRecord(tenantId);
-    if (desired) record.desired = desired;
+    if (desired) record.desired = seenDesired(desired);
 
     if (!desired) return this.onRemoved(record, req);
     if (!desired.document || !desired.specDigest) return this.onInvalid(record, desired, req);
@@ -234,7 +233,7 @@ export class InfrastructureReconciler {
     const message = desired.issues.map(formatIssue).join('\n');
     // The operation in flight targeted an older valid commit: keep it so a fix to that same
     // spec resumes it, but do no work while the file is broken. Nothing is touched.
-    record.desired = desired;
+    record.desired = seenDesired(desired);
     record.hold = { reason: 'InvalidSpec', message };
     record.retry = null;
     if (record.status !== 'INVALID') {
@@ -471,7 +470,9 @@ export class InfrastructureReconciler {
     record.status = status;
     record.phase = phase;
     record.lastTransition = t;
-    record.recentTransitions = [...record.recentTransitions, t].slice(-RECENT);
+    record.recentTransitions = [...record.recentTransitions, { fromState: t.fromState, toState: t.toState, trigger: t.trigger, timestamp: t.timestamp }].slice(
+      -STATUS_TRANSITIONS,
+    );
     await this.save(record);
     await this.deps.log.append(t);
     if (fromStatus !== status) {

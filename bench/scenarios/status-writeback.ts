@@ -43,8 +43,8 @@ export async function statusWriteBack(opts: { tenants: number; repo: string; dat
     // One pass changed every one of these tenants (a drift check recorded on each, say).
     const stamp = new Date(Date.UTC(2030, 0, 1, 0, run)).toISOString();
     for (const rec of records) {
-      const t = { id: `bench-${run}-${rec.tenantId}`, tenantId: rec.tenantId, fromState: 'ACTIVE/Complete', toState: 'ACTIVE/Complete', trigger: `drift`, details: { run }, timestamp: stamp } as TenantRecord['recentTransitions'][number];
-      rec.recentTransitions = [...rec.recentTransitions, t].slice(-10);
+      const t = { id: `bench-${run}-${rec.tenantId}`, tenantId: rec.tenantId, fromState: 'ACTIVE/Complete', toState: 'ACTIVE/Complete', trigger: `drift`, details: { run }, timestamp: stamp } as NonNullable<TenantRecord['lastTransition']>;
+      rec.recentTransitions = [...rec.recentTransitions, { fromState: t.fromState, toState: t.toState, trigger: t.trigger, timestamp: t.timestamp }].slice(-5);
       rec.lastTransition = t;
       rec.updatedAt = stamp;
       await store.put(structuredClone(rec));

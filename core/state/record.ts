@@ -2,6 +2,17 @@ import type { Phase, TenantStatus, OperationKind, MachineState } from '../phases
 import type { CloudProvider, TenantConfiguration, TenantInfrastructureDocument, ValidationIssue } from '../tenant/types.js';
 import type { InfrastructureStateTransition } from '../log/transition.js';
 
+/**
+ * A record keeps only what it needs of a desired state and of its transitions: at 10,000 tenants,
+ * a copy of every document and ten whole transitions per record were a third of the heap.
+ */
+export type SeenDesired = Omit<DesiredInfrastructureState, 'document'>;
+export type TransitionSummary = Pick<InfrastructureStateTransition, 'fromState' | 'toState' | 'trigger' | 'timestamp'>;
+
+export function seenDesired(d: DesiredInfrastructureState): SeenDesired {
+  return { tenantId: d.tenantId, file: d.file, commit: d.commit, blobOid: d.blobOid, specDigest: d.specDigest, issues: d.issues };
+}
+
 /** What a tenant's desired file says at a commit: the seed's DesiredInfrastructureState. */
 export interface DesiredInfrastructureState {
   tenantId: string;
@@ -81,7 +92,8 @@ export interface TenantRecord {
   namespace: string | null;
   configuration: TenantConfiguration | null;
   terraformStateKey: string | null;
-  desired: DesiredInfrastructureState | null;
+  /** The desired file last seen, without its document (the loader holds that; `applied` keeps the one acted on). */
+  desired: SeenDesired | null;
   applied: AppliedState | null;
   operation: Operation | null;
   retry: RetryState | null;
@@ -92,8 +104,8 @@ export interface TenantRecord {
   hold: { reason: string; message: string } | null;
   /** The last transition written; re-appended to the log at start if a crash lost it. */
   lastTransition: InfrastructureStateTransition | null;
-  /** The last few transitions, newest last, for the status file. */
-  recentTransitions: InfrastructureStateTransition[];
+  /** The last few transitions, newest last, as the status file shows them (the log has them whole). */
+  recentTransitions: TransitionSummary[];
   createdAt: string;
   updatedAt: string;
 }

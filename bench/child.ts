@@ -20,6 +20,7 @@ import { createAuthenticator } from '../api/auth/index.js';
 import { startApiServer, type ApiServer } from '../daemon/api-server.js';
 import { parseDaemonConfig } from '../daemon/config.js';
 import { TenantdDaemon } from '../daemon/daemon.js';
+import { applyHeapPolicy } from '../daemon/heap-policy.js';
 
 export interface ChildConfig {
   mode: 'reconcile' | 'serve';
@@ -217,6 +218,8 @@ async function serve(c: ChildConfig): Promise<void> {
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
+// the daemon's own heap policy, as `tenantd daemon` applies it
+applyHeapPolicy();
 try {
   if (config.mode === 'reconcile') {
     await reconcile(config);

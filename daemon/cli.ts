@@ -7,6 +7,7 @@ import { isTenantdError, TenantdError } from '../core/errors.js';
 import { startApiServer, type ApiServer } from './api-server.js';
 import { daemonHelp, parseDaemonConfig, type DaemonConfig } from './config.js';
 import { TenantdDaemon } from './daemon.js';
+import { applyHeapPolicy } from './heap-policy.js';
 import { initTenantsRepo } from './init-repo.js';
 import { formatPlan, planCommand, parsePlanArgs } from './plan-command.js';
 import { tokenCommand } from './token-command.js';
@@ -90,6 +91,7 @@ async function daemonCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const config = parseDaemonConfig(args, io.env, io.cwd);
+  applyHeapPolicy(io.env);
   const daemon = await TenantdDaemon.open(config, { write: io.out });
   const repo = config.repo ?? path.join(config.dataDir, 'tenants');
   io.out(

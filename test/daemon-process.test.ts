@@ -7,7 +7,9 @@ import { statusAt } from './helpers/daemon.js';
 import { spawnTenantd, waitFor } from './helpers/process.js';
 import { tenantYaml } from './helpers/tenants.js';
 
-const COUNT = 30;
+// Enough tenants that the second kill (at 45% of the transitions) lands with work left even on a
+// fast machine: a create is a handful of milliseconds.
+const COUNT = 60;
 
 async function lineCount(file: string): Promise<number> {
   const text = await fsp.readFile(file, 'utf8').catch(() => '');
@@ -38,7 +40,7 @@ t.test('a daemon killed with SIGKILL mid-reconcile resumes and converges, nothin
   const args = ['daemon', '--repo', repo, '--data-dir', dataDir, '--poll', '1', '--concurrency', '2', '--log-format', 'json'];
 
   // Kill twice at different points of the pass; each time the log must have grown past the mark.
-  for (const mark of [Math.floor(COUNT * 7 * 0.2), Math.floor(COUNT * 7 * 0.6)]) {
+  for (const mark of [Math.floor(COUNT * 7 * 0.2), Math.floor(COUNT * 7 * 0.45)]) {
     const p = spawnTenantd(args);
     started.push(p);
     await waitFor(async () => (await lineCount(log)) >= mark, 60_000, `${mark} transitions`);
@@ -57,7 +59,7 @@ t.test('a daemon killed with SIGKILL mid-reconcile resumes and converges, nothin
   // Let the status commit of the pass land, then stop gracefully.
   await waitFor(async () => {
     try {
-      return (await statusAt(repo, 'main', 'tenant-29')).status.status === 'ACTIVE' && (await statusAt(repo, 'main', 'tenant-00')).status.status === 'ACTIVE';
+      return (await statusAt(repo, 'main', `tenant-${COUNT - 1}`)).status.status === 'ACTIVE' && (await statusAt(repo, 'main', 'tenant-00')).status.status === 'ACTIVE';
     } catch {
       return false;
     }
@@ -122,7 +124,13 @@ t.test('a running tenantd serves the API: the seed curl provisions 550e8400 to A
     tenant = (await (await fetch(`${url}/api/v1/infrastructure/tenants/550e8400`, { headers: { Authorization: `Bearer ${token as string}` } })).json()) as { status?: string };
     return tenant.status === 'ACTIVE';
   }, 30_000, '550e8400 ACTIVE');
-  const transitions = (await (await fetch(`${url}/api/v1/infrastructure/tenants/550e8400/transitions`, { headers: { Authorization: `Bearer ${token as string}` } })).json()) as { items: Array<{ toState: string }> };
+  // The record is written before its transition is appended to the log (crash safety), so the
+  // last transition can follow the ACTIVE status by a moment.
+  let transitions: { items: Array<{ toState: string }> } = { items: [] };
+  await waitFor(async () => {
+    transitions = (await (await fetch(`${url}/api/v1/infrastructure/tenants/550e8400/transitions`, { headers: { Authorization: `Bearer ${token as string}` } })).json()) as typeof transitions;
+    return transitions.items.length >= PHASES.length;
+  }, 10_000, 'the seven transitions');
   t.same(transitions.items.map((x) => x.toState.split('/')[1]), [...PHASES]);
   p.child.kill('SIGTERM');
   t.equal((await p.exited).code, 0);

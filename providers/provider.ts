@@ -60,9 +60,11 @@ export interface InfrastructureProvider {
   refresh(ctx: ProviderContext, correct: boolean): Promise<DriftReport>;
   /**
    * Problems with a valid tenant that only this provider can see (e.g. no cluster serves its
-   * region). A tenant with any is INVALID, exactly like a schema error: nothing is touched.
+   * region, or the change would move it to another cluster). A tenant with any is INVALID,
+   * exactly like a schema error: nothing is touched. `current` is the document whose objects may
+   * exist now (the operation in flight, else the one applied), null when none do.
    */
-  admit?(tenant: TenantInfrastructureDocument): Array<{ path: string; message: string }>;
+  admit?(tenant: TenantInfrastructureDocument, current: TenantInfrastructureDocument | null): Array<{ path: string; message: string }>;
   /** The state key of a tenant (the seed's terraformStateKey). */
   stateKey?(tenantId: string): string;
   /** Whether the provider's backend can be reached now (feeds /readyz). */

@@ -7,12 +7,16 @@ import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import t from 'tap';
 import { TenantdError } from '../core/errors.js';
+import { ReconciliationEventPublisher } from '../core/events/publisher.js';
+import { TransitionLog } from '../core/log/transition-log.js';
+import { TenantStateStore } from '../core/state/store.js';
+import { InfrastructureReconciler } from '../daemon/reconciler.js';
 import { contextFor, createKubernetesProvider, loadClustersFile, parseClusterMap, placementIssue } from '../providers/kubernetes/provider.js';
 import type { ProviderContext } from '../providers/provider.js';
 import { renderTenant } from '../providers/resources/renderer.js';
 import type { TenantInfrastructureDocument } from '../core/tenant/types.js';
 import { startKubeEmulator, type KubeEmulator } from './kube-emulator/index.js';
-import { tenantDoc } from './helpers/tenants.js';
+import { desiredOf, tenantDoc } from './helpers/tenants.js';
 
 function ctxOf(doc: TenantInfrastructureDocument): ProviderContext {
   return {
@@ -147,4 +151,49 @@ t.test('kubeconfig: a file and a context; unknown contexts fail at start', async
   );
   await fs.writeFile(path.join(dir, 'garbage'), 'clusters: [');
   t.equal(codeOf(() => createKubernetesProvider({ kubeconfigPath: path.join(dir, 'garbage') })), 'E_KUBECONFIG');
+});
+
+t.test('a change that would move an applied tenant to another cluster is INVALID; nothing moves until it is deprovisioned', async (t) => {
+  const a = await startKubeEmulator({ controllerDelayMs: 1, autoReady: true });
+  const b = await startKubeEmulator({ controllerDelayMs: 1, autoReady: true });
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  const clusters = parseClusterMap({
+    clusters: [
+      { cloudProvider: 'AWS', region: 'us-east-1', context: 'eks-use1' },
+      { cloudProvider: 'AZURE', region: 'eastus', context: 'aks-eastus' },
+    ],
+  });
+  const provider = createKubernetesProvider({ kubeConfig: twoClusterConfig(a, b), clusters, pollIntervalMs: 5, requestTimeoutMs: 2000 });
+  t.teardown(() => provider.close?.());
+  const dir = t.testdir();
+  const now = (): Date => new Date(Date.UTC(2026, 10, 28, 12, 0, 0));
+  const store = await TenantStateStore.open(dir);
+  const log = await TransitionLog.open({ path: path.join(dir, 'transitions.jsonl') });
+  t.teardown(() => log.close());
+  const reconciler = new InfrastructureReconciler({ provider, store, log, publisher: new ReconciliationEventPublisher(now), backoff: { baseMs: 1000, capMs: 8000 }, now, random: () => 0.5 });
+
+  const onAws = tenantDoc('mover');
+  const onAzure = tenantDoc('mover', { cloudProvider: 'AZURE', region: 'eastus', configuration: { databaseSize: 'GP_Gen5_2', storageGb: 50, enableHa: false } });
+  const run = (doc: TenantInfrastructureDocument | null, commit: string) =>
+    reconciler.reconcile({ tenantId: 'mover', desired: doc ? desiredOf(doc, commit) : null, commit, trigger: `commit:${commit}` });
+
+  t.same(await run(onAws, 'c1'), { kind: 'converged', status: 'ACTIVE' });
+  t.ok(a.get({ kind: 'Namespace', name: 'tenant-mover' }), 'created on the AWS cluster');
+
+  b.clearRequests();
+  t.same(await run(onAzure, 'c2'), { kind: 'held', status: 'INVALID', reason: 'InvalidSpec' });
+  t.match(store.get('mover')?.hold?.message, /moving the tenant from AWS us-east-1 \(context eks-use1\) to AZURE eastus \(context aks-eastus\) is not supported/);
+  t.match(store.get('mover')?.desired?.issues, [{ path: 'spec.region' }]);
+  t.equal(b.requests.length, 0, 'nothing sent to the other cluster');
+  t.ok(a.get({ kind: 'Namespace', name: 'tenant-mover' }), 'and nothing removed from the first');
+  t.same(provider.admit?.(onAzure, null), [], 'a tenant with nothing applied may go anywhere');
+  t.same(provider.admit?.(tenantDoc('mover', { services: [{ name: 'web', image: 'nginx:1.27', replicas: 3, port: 8080 }] }), onAws), [], 'a change on the same cluster is admitted');
+
+  // back to its region: ACTIVE again, nothing redone
+  t.same(await run(onAws, 'c3'), { kind: 'converged', status: 'ACTIVE' });
+  // deprovision where it is, then add it in the new region
+  t.same(await run(null, 'c4'), { kind: 'converged', status: 'DEPROVISIONED' });
+  t.notOk(a.get({ kind: 'Namespace', name: 'tenant-mover' }), 'gone from the AWS cluster');
+  t.same(await run(onAzure, 'c5'), { kind: 'converged', status: 'ACTIVE' });
+  t.ok(b.get({ kind: 'Namespace', name: 'tenant-mover' }), 'created on the Azure cluster');
 });

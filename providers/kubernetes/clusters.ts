@@ -103,6 +103,24 @@ export function placementIssue(map: ClusterMap | undefined, doc: TenantInfrastru
   };
 }
 
+/**
+ * A change that would move a tenant to another cluster: its objects on the old one would be left
+ * behind (apply and prune only see the new cluster), so it is refused until the tenant is
+ * deprovisioned where it is. null when both documents map to the same context (or either maps to
+ * none: placementIssue reports the new one; an old region dropped from the file cannot be reached).
+ */
+export function moveIssue(map: ClusterMap | undefined, current: TenantInfrastructureDocument | null, doc: TenantInfrastructureDocument): { path: string; message: string } | null {
+  if (!map || !current) return null;
+  const from = contextFor(map, current.spec.cloudProvider, current.spec.region);
+  const to = contextFor(map, doc.spec.cloudProvider, doc.spec.region);
+  if (!from || !to || from === to) return null;
+  const field = current.spec.region !== doc.spec.region ? 'spec.region' : 'spec.cloudProvider';
+  return {
+    path: field,
+    message: `moving the tenant from ${current.spec.cloudProvider} ${current.spec.region} (context ${from}) to ${doc.spec.cloudProvider} ${doc.spec.region} (context ${to}) is not supported: its objects on ${from} would be left behind. Keep ${current.spec.cloudProvider} ${current.spec.region}, or deprovision the tenant first (remove its file and wait for DEPROVISIONED), then add it again in the new region`,
+  };
+}
+
 /** The context for a tenant, or a stalled E_NO_CLUSTER_FOR_REGION. */
 export function requireContext(map: ClusterMap, doc: TenantInfrastructureDocument): string {
   const context = contextFor(map, doc.spec.cloudProvider, doc.spec.region);

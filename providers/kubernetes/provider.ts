@@ -32,7 +32,7 @@ import type { DriftReport, InfrastructureProvider, PhaseResult, PlanResult, Prov
 import { allObjects, ANNOTATION_REPLACE_STRATEGY, APPLY_GROUPS, objectRef, outputsFor, refKey } from '../resources/renderer.js';
 import type { ApplyGroup, GeneratedSecret, KubeObject, KubeObjectRef, RenderedTenant } from '../resources/types.js';
 import { KubeApiError, KubeClient, linkSignals, type LiveObject } from './client.js';
-import { placementIssue, requireContext, type ClusterMap } from './clusters.js';
+import { moveIssue, placementIssue, requireContext, type ClusterMap } from './clusters.js';
 import { changedPaths, projectedDiff } from './compare.js';
 import {
   E_ABORTED,
@@ -51,7 +51,7 @@ import {
 import { appliedBy, emptyInventory, inventoryObject, inventoryRef, normalizeRefs, ownedBy, parseInventory, sameInventory, type Inventory } from './inventory.js';
 import { claimReadiness, ingressAddress, workloadReadiness, type Readiness } from './readiness.js';
 
-export { loadClustersFile, parseClusterMap, placementIssue, contextFor, type ClusterMap, type ClusterEntry } from './clusters.js';
+export { loadClustersFile, parseClusterMap, placementIssue, moveIssue, contextFor, type ClusterMap, type ClusterEntry } from './clusters.js';
 export { INVENTORY_NAME } from './inventory.js';
 
 export interface KubernetesProviderOptions {
@@ -852,8 +852,8 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   return {
     name: 'kubernetes',
     // A region no cluster serves makes the tenant INVALID up front rather than failing in Apply.
-    admit: (doc) => {
-      const issue = placementIssue(opts.clusters, doc);
+    admit: (doc, current) => {
+      const issue = placementIssue(opts.clusters, doc) ?? moveIssue(opts.clusters, current, doc);
       return issue ? [issue] : [];
     },
     plan,

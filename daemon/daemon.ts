@@ -4,6 +4,7 @@ import cron from 'node-cron';
 import { DesiredStateLoader } from '../core/desired/loader.js';
 import { toTenantdError } from '../core/errors.js';
 import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher } from '../core/events/publisher.js';
+import { gcAuto } from '../core/git/gc.js';
 import { GitStore } from '../core/git/store.js';
 import { TransitionLog } from '../core/log/transition-log.js';
 import { TenantStateStore } from '../core/state/store.js';
@@ -38,6 +39,8 @@ export class TenantdDaemon {
   private pollTimer: { stop(): void } | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private driftTimer: NodeJS.Timeout | null = null;
+  private gcTimer: NodeJS.Timeout | null = null;
+  private packing: Promise<void> | null = null;
   private polling: Promise<PollResult> | null = null;
   private followUp: Promise<PollResult> | null = null;
   private stopping = false;
@@ -149,6 +152,10 @@ export class TenantdDaemon {
       this.driftTimer = setInterval(() => this.checkDrift(), this.config.driftIntervalSeconds * 1000);
       this.driftTimer.unref();
     }
+    if (this.config.gcIntervalSeconds > 0) {
+      this.gcTimer = setInterval(() => void this.packRepository(), this.config.gcIntervalSeconds * 1000);
+      this.gcTimer.unref();
+    }
     this.flushTimer = setInterval(() => {
       if (this.status.pending > 0) void this.status.flush();
     }, this.statusFlushMs);
@@ -242,6 +249,29 @@ export class TenantdDaemon {
     return n;
   }
 
+  /**
+   * `git gc --auto` on the repository (the gc schedule calls this): tenantd writes loose objects
+   * and packs none itself. Without a git executable it says so once and stops trying.
+   */
+  packRepository(): Promise<void> {
+    this.packing ??= (async () => {
+      try {
+        const r = await gcAuto(this.git.gitdir);
+        if (r.ran) this.publisher.publish({ type: 'RepositoryPacked', looseBefore: r.looseBefore, looseAfter: r.looseAfter, packs: r.packs, durationMs: r.durationMs });
+        else {
+          this.publisher.publish({ type: 'RepositoryPackFailed', code: 'E_GIT_NOT_FOUND', message: `${r.reason}: loose objects are never packed; run git gc on ${this.git.gitdir} yourself` });
+          if (this.gcTimer) clearInterval(this.gcTimer);
+        }
+      } catch (err: unknown) {
+        const e = toTenantdError(err, 'E_GIT_GC');
+        this.publisher.publish({ type: 'RepositoryPackFailed', code: e.code, message: e.message });
+      } finally {
+        this.packing = null;
+      }
+    })();
+    return this.packing;
+  }
+
   /** Resolves when the queue is empty and status files are committed. */
   async whenIdle(): Promise<void> {
     for (;;) {
@@ -260,6 +290,8 @@ export class TenantdDaemon {
     this.pollTimer?.stop();
     if (this.flushTimer) clearInterval(this.flushTimer);
     if (this.driftTimer) clearInterval(this.driftTimer);
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    if (this.packing) await this.packing;
     this.queue.pause();
     if (this.polling) await this.polling.catch(() => undefined);
     await this.queue.drain();

@@ -19,7 +19,9 @@ export type ReconciliationEvent =
   | (Base & { type: 'StatusChanged'; tenantId: string; from: TenantStatus | null; to: TenantStatus; reason: string })
   | (Base & { type: 'StatusCommitted'; commit: string; tenants: number; durationMs: number })
   | (Base & { type: 'TenantCommitted'; commit: string; action: string; requestId: string; durationMs: number })
-  | (Base & { type: 'StatusCommitFailed'; code: string; message: string });
+  | (Base & { type: 'StatusCommitFailed'; code: string; message: string })
+  | (Base & { type: 'RepositoryPacked'; looseBefore: number; looseAfter: number; packs: number; durationMs: number })
+  | (Base & { type: 'RepositoryPackFailed'; code: string; message: string });
 
 export type ReconciliationEventType = ReconciliationEvent['type'];
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;

@@ -79,6 +79,12 @@ export function humanLineSubscriber(write: (line: string) => void): EventSubscri
       case 'StatusCommitFailed':
         write(`${t} status  commit FAILED ${event.code}: ${event.message}\n`);
         break;
+      case 'RepositoryPacked':
+        if (event.looseAfter < event.looseBefore) write(`${t} git     packed ${event.looseBefore - event.looseAfter} loose objects (${event.durationMs} ms)\n`);
+        break;
+      case 'RepositoryPackFailed':
+        write(`${t} git     gc FAILED ${event.code}: ${event.message}\n`);
+        break;
       default:
         break;
     }

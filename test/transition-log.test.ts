@@ -77,3 +77,59 @@ t.test('the index is built across read-chunk boundaries', async (t) => {
   t.ok(got.every((x) => x.tenantId === 't3'));
   await log.close();
 });
+
+t.test('a batch whose write or fdatasync fails is rejected whole and cut from the file; later appends land', async (t) => {
+  const dir = t.testdir();
+  const file = path.join(dir, 'transitions.jsonl');
+  let failDatasync = false;
+  let failWrite = false;
+  const openFile = async (p: string, flags: string) => {
+    const real = await fsp.open(p, flags);
+    return new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop === 'datasync' && failDatasync) return () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+        if (prop === 'write' && failWrite) {
+          // half the bytes reach the file, then the disk fails
+          return async (buf: Buffer, offset: number, length: number, position: number | null) => {
+            await target.write(buf, offset, Math.floor(length / 2), position);
+            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          };
+        }
+        const v: unknown = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  };
+  const log = await TransitionLog.open({ path: file, openFile });
+  await log.append(tr('a', 1));
+  await log.append(tr('a', 2));
+
+  // One append in flight (its fdatasync fails: the flag is read when it is called), four queued
+  // behind it that go as the next batch, which fails too.
+  const first = log.append(tr('b', 1));
+  failDatasync = true;
+  const batch = [2, 3, 4, 5].map((n) => log.append(tr('b', n)));
+  const settled = await Promise.allSettled([first, ...batch]);
+  failDatasync = false;
+  t.same(
+    settled.map((s) => (s.status === 'rejected' ? (s.reason as { code?: string }).code : 'fulfilled')),
+    ['EIO', 'EIO', 'EIO', 'EIO', 'EIO'],
+    'every append of a failed batch is rejected with the error',
+  );
+
+  failWrite = true;
+  await t.rejects(log.append(tr('c', 1)), { code: 'ENOSPC' }, 'a failed write is rejected');
+  failWrite = false;
+  await log.append(tr('c', 2));
+
+  const lines = (await fsp.readFile(file, 'utf8')).split('\n').filter(Boolean);
+  for (const line of lines) t.ok(JSON.parse(line), 'every line is whole JSON');
+  const ids = lines.map((l) => (JSON.parse(l) as { id: string }).id);
+  t.same(ids, ['a-1', 'a-2', 'c-2'], 'only durable appends are in the file, in order');
+  t.equal(log.countFor('b'), 0, 'the index holds no failed append');
+  t.equal(log.total, 3);
+  await log.close();
+  const again = await TransitionLog.open({ path: file });
+  t.equal(again.total, 3, 'reopened: the same entries');
+  await again.close();
+});

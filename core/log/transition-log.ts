@@ -27,6 +27,8 @@ export interface TransitionLogOptions {
   path: string;
   /** Skip fdatasync (benchmarks comparing costs, never production). */
   durable?: boolean;
+  /** Opens the log file (tests pass one whose writes can fail). Default: fs.promises.open. */
+  openFile?: (path: string, flags: string) => Promise<FileHandle>;
 }
 
 interface Span {
@@ -60,7 +62,7 @@ export class TransitionLog {
   ) {}
 
   static async open(opts: TransitionLogOptions): Promise<TransitionLog> {
-    const handle = await fsp.open(opts.path, 'a+');
+    const handle = await (opts.openFile ?? fsp.open)(opts.path, 'a+');
     const log = new TransitionLog(handle, opts.durable ?? true, opts.path);
     await log.load();
     return log;

@@ -189,9 +189,18 @@ export class TenantInfrastructureService {
 
   async transitions(tenantId: string, opts: { offset: number; limit: number }): Promise<{ items: InfrastructureStateTransition[]; total: number }> {
     assertTenantId(tenantId);
-    const total = this.deps.log.countFor(tenantId);
-    if (total === 0 && !this.deps.store.get(tenantId)) throw apiError('E_TENANT_NOT_FOUND', `no tenant ${tenantId}`, { tenantId });
-    return { items: await this.deps.log.read(tenantId, opts), total };
+    const record = this.deps.store.get(tenantId);
+    const logged = this.deps.log.countFor(tenantId);
+    // A record is written before its transition is appended to the log (so a crash between the two
+    // is repaired from the record at start): for that moment the newest transition is only in the
+    // record. Show it, so a status and its history never disagree.
+    const last = record?.lastTransition ?? null;
+    const pending = last && this.deps.log.lastId(tenantId) !== last.id ? last : null;
+    const total = logged + (pending ? 1 : 0);
+    if (total === 0 && !record) throw apiError('E_TENANT_NOT_FOUND', `no tenant ${tenantId}`, { tenantId });
+    const items = await this.deps.log.read(tenantId, opts);
+    if (pending && opts.offset <= logged && logged < opts.offset + opts.limit) items.push(pending);
+    return { items, total };
   }
 
   async desired(tenantId: string): Promise<DesiredInfrastructureState> {

@@ -291,3 +291,26 @@ t.test('a signed GitHub push webhook triggers a reconcile named after the delive
   t.equal(again.body['status'], 'duplicate', 'a redelivery is acknowledged, not acted on twice');
   t.equal((await h.call('POST', '/api/v1/webhooks/svn', { token: null, raw: '{}', headers: { 'Content-Type': 'application/json' } })).status, 404);
 });
+
+t.test('transitions: the newest one shows even in the moment it is only in the record (written before the log)', async (t) => {
+  const h = await apiHarness(t);
+  const record = h.daemon.store.get('globex');
+  if (!record?.lastTransition) throw new Error('globex has no record');
+  const before = await h.call('GET', `${T}/globex/transitions`);
+  const logged = before.body['total'] as number;
+  t.equal(logged, 7);
+  // The reconciler's order: the record (with its lastTransition) first, then the log append.
+  const pending = { ...record.lastTransition, id: 'pending-transition', fromState: 'ACTIVE/Complete', toState: 'UPDATING/Request', trigger: 'commit:next' };
+  await h.daemon.store.put({ ...record, status: 'UPDATING', phase: 'Request', lastTransition: pending });
+  const all = await h.call('GET', `${T}/globex/transitions`);
+  t.equal(all.body['total'], 8);
+  t.same((all.body['items'] as Array<{ id: string }>).map((x) => x.id).slice(-1), ['pending-transition'], 'listed last, after the logged ones');
+  const firstPage = await h.call('GET', `${T}/globex/transitions?limit=7`);
+  t.notOk((firstPage.body['items'] as Array<{ id: string }>).some((x) => x.id === 'pending-transition'), 'not on a page that ends before it');
+  const lastPage = await h.call('GET', `${T}/globex/transitions?offset=7&limit=5`);
+  t.same((lastPage.body['items'] as Array<{ id: string }>).map((x) => x.id), ['pending-transition']);
+  await h.daemon.log.append(pending);
+  const appended = await h.call('GET', `${T}/globex/transitions`);
+  t.equal(appended.body['total'], 8, 'once appended it is counted once');
+  t.equal((appended.body['items'] as Array<{ id: string }>).filter((x) => x.id === 'pending-transition').length, 1);
+});

@@ -28,6 +28,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { isTenantdError, retryable, stalled, type TenantdError } from '../errors.js';
 import { errCode, objectError } from './errors.js';
+import { writePack, type PackInput } from './pack-write.js';
 
 export type GitObjectType = 'blob' | 'tree' | 'commit' | 'tag';
 export interface GitObject {
@@ -45,6 +46,8 @@ const MAX_DELTA_CHAIN = 10_000;
 const LOOSE_CONCURRENCY = 32;
 /** Held objects written at once by `flush` (each is a handful of file-system calls). */
 const FLUSH_CONCURRENCY = 16;
+/** From this many held objects (a chain of 2+ commits), `flush` writes one pack instead of loose files. */
+const PACK_FLUSH_MIN = 8;
 /** Below this, deflate synchronously: the thread-pool round trip costs more than it saves. */
 const ASYNC_DEFLATE_BYTES = 256 * 1024;
 /** Touch a pack we deduplicated a write against at most this often (keeps it from gc's pruning). */
@@ -446,7 +449,7 @@ export class ObjectDb {
 
   private readonly fsp: FsPromises;
   /** Objects written with `defer` and not yet flushed (readable meanwhile). */
-  private readonly deferred = new Map<string, { type: GitObjectType; data: Buffer; level: number }>();
+  private readonly deferred = new Map<string, { type: GitObjectType; data: Buffer; level: number; delta?: PackInput['delta'] }>();
 
   /** `fs` defaults to node:fs; another (e.g. a test's recording fs) must offer the same promises API. */
   constructor(
@@ -523,25 +526,53 @@ export class ObjectDb {
    * of concurrent file writes instead of several sequential ones per commit, all on disk before
    * the caller moves a ref to them.
    */
-  async write(type: GitObjectType, data: Buffer, opts: { level?: number; defer?: boolean } = {}): Promise<string> {
+  async write(type: GitObjectType, data: Buffer, opts: { level?: number; defer?: boolean; delta?: PackInput['delta'] } = {}): Promise<string> {
     if (!isGitObjectType(type)) throw stalled('E_GIT_BAD_OBJECT_TYPE', `not a git object type: ${JSON.stringify(type)}`, { type });
     const oid = ObjectDb.hash(type, data);
     const level = opts.level ?? 1;
     if (opts.defer) {
-      if (!this.deferred.has(oid)) this.deferred.set(oid, { type, data, level });
+      if (!this.deferred.has(oid)) this.deferred.set(oid, { type, data, level, ...(opts.delta ? { delta: opts.delta } : {}) });
       return oid;
     }
     await this.writeNow(oid, type, data, level);
     return oid;
   }
 
-  /** Write every object held by `write(…, { defer: true })`; each stays held until it is on disk. */
+  /**
+   * Write every object held by `write(…, { defer: true })`; each stays held until it is on disk.
+   * A few are written as loose objects; more (a chain of commits) as one pack, in which a held
+   * object that names a held delta base is stored as a delta of it.
+   */
   async flush(): Promise<void> {
     const held = [...this.deferred];
+    if (held.length >= PACK_FLUSH_MIN) {
+      await this.writeAsPack(held);
+      for (const [oid] of held) this.deferred.delete(oid);
+      return;
+    }
     await runPool(held, FLUSH_CONCURRENCY, async ([oid, o]) => {
       await this.writeNow(oid, o.type, o.data, o.level);
       this.deferred.delete(oid);
     });
+  }
+
+  private async writeAsPack(held: Array<[string, { type: GitObjectType; data: Buffer; level: number; delta?: PackInput['delta'] }]>): Promise<void> {
+    await this.ensureScanned();
+    const fresh = held.filter(([oid]) => this.locate(oid) === null);
+    if (fresh.length === 0) return;
+    const { pack, idx, packSha } = writePack(fresh.map(([oid, o]) => ({ oid, type: o.type, data: o.data, level: o.level, ...(o.delta ? { delta: o.delta } : {}) })));
+    const put = async (bytes: Buffer, final: string): Promise<void> => {
+      // git's temp prefix, so gc cleans up a leftover; the index last, so no reader finds an index without its pack
+      const tmp = path.join(this.packDir, `tmp_pack_tenantd_${randomBytes(6).toString('hex')}`);
+      try {
+        await this.writeThenRename(tmp, final, bytes);
+      } catch (err: unknown) {
+        throw retryable('E_GIT_WRITE', `writing pack ${packSha} failed: ${err instanceof Error ? err.message : String(err)}`, { pack: final, cause: errCode(err) ?? null }, err);
+      }
+    };
+    await put(pack, path.join(this.packDir, `pack-${packSha}.pack`));
+    await put(idx, path.join(this.packDir, `pack-${packSha}.idx`));
+    await this.rescan();
   }
 
   /** Drop held objects without writing them (their commit was abandoned). */
@@ -562,29 +593,40 @@ export class ObjectDb {
 
     const raw = Buffer.concat([Buffer.from(`${type} ${data.length}\0`, 'latin1'), data]);
     const deflated = raw.length >= ASYNC_DEFLATE_BYTES ? await deflateAsync(raw, { level }) : zlib.deflateSync(raw, { level });
-    const dir = path.dirname(file);
     // git's prefix, so `git gc`/`git prune` clean up a leftover after its grace period
-    const tmp = path.join(dir, `tmp_obj_tenantd_${randomBytes(6).toString('hex')}`);
+    const tmp = path.join(path.dirname(file), `tmp_obj_tenantd_${randomBytes(6).toString('hex')}`);
     try {
-      // through a FileHandle, not writeFile: an fs wrapper that makes writeFile atomic (atomic-fs.ts)
-      // would add a second temporary file to what is already a temp-and-rename
+      await this.writeThenRename(tmp, file, deflated);
+    } catch (err: unknown) {
+      throw retryable('E_GIT_WRITE', `writing git object ${oid} failed: ${err instanceof Error ? err.message : String(err)}`, { oid, cause: errCode(err) ?? null }, err);
+    }
+  }
+
+  /**
+   * Write `bytes` to the new read-only file `tmp` (creating its directory if needed) and rename it
+   * to `final`, so no reader sees a partial file; `tmp` never survives a failure. Through a
+   * FileHandle, not writeFile: an fs wrapper that makes writeFile atomic (atomic-fs.ts) would add a
+   * second temporary file to what is already a temp-and-rename.
+   */
+  private async writeThenRename(tmp: string, final: string, bytes: Buffer): Promise<void> {
+    try {
       let fh: FileHandle;
       try {
         fh = await this.fsp.open(tmp, 'wx', 0o444);
       } catch (err: unknown) {
         if (errCode(err) !== 'ENOENT') throw err;
-        await this.fsp.mkdir(dir, { recursive: true });
+        await this.fsp.mkdir(path.dirname(tmp), { recursive: true });
         fh = await this.fsp.open(tmp, 'wx', 0o444);
       }
       try {
-        await fh.writeFile(deflated);
+        await fh.writeFile(bytes);
       } finally {
         await fh.close();
       }
-      await this.fsp.rename(tmp, file);
+      await this.fsp.rename(tmp, final);
     } catch (err: unknown) {
       await this.fsp.rm(tmp, { force: true }).catch(() => undefined);
-      throw retryable('E_GIT_WRITE', `writing git object ${oid} failed: ${err instanceof Error ? err.message : String(err)}`, { oid, cause: errCode(err) ?? null }, err);
+      throw err;
     }
   }
 

@@ -5,6 +5,8 @@
  * (bytes of the name, a directory's name compared as if it ended in '/').
  */
 
+import type { DeltaPiece } from './pack-write.js';
+
 export type TreeEntryType = 'blob' | 'tree' | 'commit';
 
 export interface TreeEntry {
@@ -103,7 +105,7 @@ function writeEntry(out: Buffer, pos: number, e: TreeEntry): number {
  * Encode sorted `entries`. With `base` (the tree they were derived from, sharing its unchanged
  * entry objects), runs of unchanged entries are copied from the base's bytes.
  */
-export function encodeTree(entries: readonly TreeEntry[], base: TreeImage | null): { raw: Buffer; offsets: Uint32Array } {
+export function encodeTree(entries: readonly TreeEntry[], base: TreeImage | null): { raw: Buffer; offsets: Uint32Array; delta: DeltaPiece[] | null } {
   const n = entries.length;
   const offsets = new Uint32Array(n + 1);
   if (!base) {
@@ -116,7 +118,7 @@ export function encodeTree(entries: readonly TreeEntry[], base: TreeImage | null
       pos = writeEntry(raw, pos, e);
     });
     offsets[n] = pos;
-    return { raw, offsets };
+    return { raw, offsets, delta: null };
   }
   const be = base.entries;
   const bo = base.offsets;
@@ -148,6 +150,7 @@ export function encodeTree(entries: readonly TreeEntry[], base: TreeImage | null
     i++;
   }
   const raw = Buffer.allocUnsafe(size);
+  const delta: DeltaPiece[] = [];
   let pos = 0;
   let k = 0;
   for (const p of pieces) {
@@ -156,13 +159,19 @@ export function encodeTree(entries: readonly TreeEntry[], base: TreeImage | null
       const start = bo[j0] as number;
       for (let x = j0; x < j1; x++) offsets[k++] = pos + (bo[x] as number) - start;
       pos += base.raw.copy(raw, pos, start, bo[j1] as number);
+      delta.push({ copy: [start, bo[j1] as number] });
     } else {
       offsets[k++] = pos;
+      const from = pos;
       pos = writeEntry(raw, pos, p);
+      const last = delta[delta.length - 1];
+      // consecutive new entries: one literal run
+      if (last && 'insert' in last) last.insert = raw.subarray(from - last.insert.length, pos);
+      else delta.push({ insert: raw.subarray(from, pos) });
     }
   }
   offsets[n] = pos;
-  return { raw, offsets };
+  return { raw, offsets, delta };
 }
 
 const treeMode = (e: TreeEntry): string => (e.mode === '040000' ? '40000' : e.mode);

@@ -88,9 +88,14 @@ function toTree(changes: FileChange[]): DirNode {
 const STORE_TREES_ABOVE = 64 * 1024;
 
 /** Write sorted `entries` (derived from `base`, if any, without mutating it); held in memory until the chain is flushed. */
-async function writeTree(ctx: RepoCtx, entries: TreeEntry[], base: TreeImage | null): Promise<string> {
-  const { raw, offsets } = encodeTree(entries, base);
-  const oid = await ctx.odb.write('tree', raw, { level: raw.length > STORE_TREES_ABOVE ? 0 : 1, defer: true });
+async function writeTree(ctx: RepoCtx, entries: TreeEntry[], base: { oid: string; image: TreeImage } | null): Promise<string> {
+  const { raw, offsets, delta } = encodeTree(entries, base?.image ?? null);
+  const oid = await ctx.odb.write('tree', raw, {
+    level: raw.length > STORE_TREES_ABOVE ? 0 : 1,
+    defer: true,
+    // packed with the chain, a tree is the few bytes that differ from the one it was derived from
+    ...(base && delta ? { delta: { base: base.oid, pieces: delta } } : {}),
+  });
   rememberTree(ctx, oid, { entries, raw, offsets });
   return oid;
 }
@@ -167,7 +172,7 @@ async function rebuild(
 
   if (!changed) return base;
   if (entries.length === 0) return null;
-  return writeTree(ctx, entries, baseTree?.image ?? null);
+  return writeTree(ctx, entries, baseTree);
 }
 
 /**

@@ -12,7 +12,7 @@ import type { TenantsRepo } from './repo.js';
 /** A TreeReader that counts blob reads: the loader parses exactly the blobs it reads. */
 class CountingReader implements TreeReader {
   blobsRead = 0;
-  constructor(private readonly inner: TreeReader) {}
+  constructor(private readonly inner: Required<TreeReader>) {}
   listFiles(commit: string, dir: string) {
     return this.inner.listFiles(commit, dir);
   }
@@ -25,7 +25,7 @@ class CountingReader implements TreeReader {
   }
   readBlobs(oids: readonly string[]) {
     this.blobsRead += oids.length;
-    return this.inner.readBlobs ? this.inner.readBlobs(oids) : Promise.all(oids.map((o) => this.inner.readBlob(o)));
+    return this.inner.readBlobs(oids);
   }
 }
 

@@ -33,7 +33,7 @@ import { Mutex } from './mutex.js';
 import { ObjectDb } from './object-db.js';
 import { ensureMirror, fetchBranch, pushCommit, type RemoteCtx } from './remote.js';
 import { applyChanges, type WrittenFile } from './tree-write.js';
-import { changedFilesBetween, commitTree, fileOidAt, listFilesAt, type RepoCtx } from './tree.js';
+import { changedFilesBetween, commitTree, fileOidAt, listFilesAt, notOfType, objectNotFound, type RepoCtx } from './tree.js';
 import { isCheckedOut, planPaths, updateWorktree, type WorktreeCtx } from './worktree.js';
 import type {
   ChangedFile,
@@ -240,8 +240,8 @@ export class GitStore {
     }
     return objects.map((o, i) => {
       const oid = oids[i] as string;
-      if (!o) throw stalled('E_GIT_OBJECT_NOT_FOUND', `git object not found: ${oid} (blob)`, { what: oid });
-      if (o.type !== 'blob') throw stalled('E_GIT_OBJECT_NOT_FOUND', `git object ${oid} is a ${o.type}, not a blob`, { what: oid });
+      if (!o) throw objectNotFound(oid, 'blob');
+      if (o.type !== 'blob') throw notOfType(oid, o.type, 'blob');
       return o.data.toString('utf8');
     });
   }

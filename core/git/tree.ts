@@ -56,16 +56,23 @@ function memoOf(ctx: RepoCtx): Map<string, ParsedTree> {
   return memo;
 }
 
-/** Remember a tree by oid (one just written, so the next commit need not read it back). */
-export function rememberTree(ctx: RepoCtx, oid: string, image: TreeImage): void {
-  const memo = memoOf(ctx);
-  memo.delete(oid);
-  memo.set(oid, { oid, entries: image.entries, image });
-  if (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
+/** Put `tree` under `key` as the most recent entry (insertion order is eviction order) and evict past the limit. */
+function keep(memo: Map<string, ParsedTree>, key: string, tree: ParsedTree): void {
+  memo.delete(key);
+  memo.set(key, tree);
+  while (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
 }
 
-const notFound = (oid: string, want: string): Error =>
+/** Remember a tree by oid (one just written, so the next commit need not read it back). */
+export function rememberTree(ctx: RepoCtx, oid: string, image: TreeImage): void {
+  keep(memoOf(ctx), oid, { oid, entries: image.entries, image });
+}
+
+export const objectNotFound = (oid: string, want: string): Error =>
   stalled('E_GIT_OBJECT_NOT_FOUND', `git object not found: ${oid}${want ? ` (${want})` : ''}`, { what: oid });
+
+export const notOfType = (oid: string, got: string, want: string): Error =>
+  stalled('E_GIT_OBJECT_NOT_FOUND', `git object ${oid} is a ${got}, not a ${want}`, { what: oid });
 
 async function readObject(ctx: RepoCtx, oid: string, want: string): Promise<GitObject> {
   let obj: GitObject | null;
@@ -74,7 +81,7 @@ async function readObject(ctx: RepoCtx, oid: string, want: string): Promise<GitO
   } catch (err: unknown) {
     throw objectError(oid, err);
   }
-  if (!obj) throw notFound(oid, want);
+  if (!obj) throw objectNotFound(oid, want);
   return obj;
 }
 
@@ -90,9 +97,7 @@ export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<Parsed
   const memo = memoOf(ctx);
   const hit = memo.get(oid);
   if (hit) {
-    // Refresh its place: the map's insertion order is the eviction order.
-    memo.delete(oid);
-    memo.set(oid, hit);
+    keep(memo, oid, hit);
     return hit;
   }
   let current = oid;
@@ -108,11 +113,10 @@ export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<Parsed
         throw stalled('E_GIT_OBJECT_CORRUPT', `git tree ${current} is malformed: ${err instanceof Error ? err.message : String(err)}`, { oid: current }, err);
       }
       const result = { oid: current, entries: image.entries, image };
-      memo.set(oid, result);
-      if (current !== oid) memo.set(current, result);
-      while (memo.size > PARSED_TREES_KEPT) memo.delete(memo.keys().next().value as string);
+      if (current !== oid) keep(memo, current, result);
+      keep(memo, oid, result);
       return result;
-    } else throw stalled('E_GIT_OBJECT_NOT_FOUND', `git object ${current} is a ${obj.type}, not a tree`, { what: current });
+    } else throw notOfType(current, obj.type, 'tree');
   }
   throw stalled('E_GIT_OBJECT_CORRUPT', `git object ${oid}: too many tags to peel`, { oid });
 }
@@ -120,7 +124,7 @@ export async function readTreeEntries(ctx: RepoCtx, oid: string): Promise<Parsed
 /** The tree oid of a commit. */
 export async function commitTree(ctx: RepoCtx, commit: string): Promise<string> {
   const obj = await readObject(ctx, commit, 'commit');
-  if (obj.type !== 'commit') throw stalled('E_GIT_OBJECT_NOT_FOUND', `git object ${commit} is a ${obj.type}, not a commit`, { what: commit });
+  if (obj.type !== 'commit') throw notOfType(commit, obj.type, 'commit');
   return headerOid(obj.data, 'tree', commit);
 }
 

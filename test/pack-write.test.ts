@@ -12,20 +12,13 @@ import { ObjectDb, applyDelta } from '../core/git/object-db.js';
 import { encodeDelta, MAX_DELTA_DEPTH, writePack, type DeltaPiece, type PackInput } from '../core/git/pack-write.js';
 import { GitStore } from '../core/git/store.js';
 import { commitFiles, git, gitOut, initRepo, removeDir, tempDir } from './helpers/git-fixtures.js';
+import { prng } from './helpers/prng.js';
 
 const execFileP = promisify(execFile);
 const AUTHOR = { name: 'Pack Tester', email: 'pack@example.test' };
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 t.test('encodeDelta: what applyDelta rebuilds is the target, across copy and insert limits', async (t) => {
-  const r = rng(5);
+  const r = prng(5);
   for (let round = 0; round < 60; round++) {
     const base = Buffer.from(Array.from({ length: 1 + Math.floor(r() * 140_000) }, () => Math.floor(r() * 256)));
     const pieces: DeltaPiece[] = [];

@@ -4,6 +4,7 @@ import t from 'tap';
 import { parseDocument } from 'yaml';
 import { formatIssue, type TenantInfrastructureDocument, type TenantParseResult, type ValidationIssue } from '../core/tenant/types.js';
 import { parseTenantFile, quickParse, serializeTenant, tenantIdFromPath, validateTenantDocument } from '../core/tenant/validate.js';
+import { prng } from './helpers/prng.js';
 
 const examplesDir = new URL('../tenants-example/tenants/', import.meta.url);
 const examples = readdirSync(examplesDir)
@@ -354,17 +355,6 @@ t.test('serializeTenant is deterministic and round-trips', async (t) => {
 });
 
 // --- The fast path must agree with the yaml library whenever it answers. -------------------
-
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TRICKY_SCALARS = [
   'yes', 'no', 'on', 'null', 'Null', '~', 'true', 'TRUE', 'False', '0x1F', '0o17', '0777', '1e3', '.5', '1.', '-1', '+1',

@@ -12,6 +12,7 @@ import { GitStore } from '../core/git/store.js';
 import { encodeCommit } from '../core/git/commit-object.js';
 import { compareEntries, diffEntries, encodeTree, findEntry, parseTree, parseTreeImage, serializeTree, type TreeEntry } from '../core/git/tree-codec.js';
 import { commitFiles, git, gitOut, initRepo, removeDir, tempDir } from './helpers/git-fixtures.js';
+import { prng } from './helpers/prng.js';
 
 const execFileP = promisify(execFile);
 const AUTHOR = { name: 'Tree Tester', email: 'tree@example.test' };
@@ -20,15 +21,6 @@ const AUTHOR = { name: 'Tree Tester', email: 'tree@example.test' };
 async function rawTree(dir: string, rev: string): Promise<Buffer> {
   const { stdout } = await execFileP('git', ['cat-file', 'tree', rev], { cwd: dir, encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
   return stdout;
-}
-
-/** Seeded PRNG so a failure reproduces. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
 }
 
 // Names whose order differs between "plain string order" and git's (directories sort as name + '/').
@@ -69,7 +61,7 @@ t.test('parse and serialize give back git’s exact bytes, in git’s order from
   t.same(order, ['x-1', 'x.yaml', 'x', 'x0'], 'a directory sorts as its name plus /');
   t.ok(entries.some((e) => e.mode === '040000'), 'a directory entry (stored as 40000)');
   t.ok(serializeTree(entries).equals(raw), 'serialize(parse(raw)) is raw');
-  const r = rng(7);
+  const r = prng(7);
   for (let k = 0; k < 20; k++) {
     const shuffled = [...entries].sort(() => r() - 0.5);
     t.ok(serializeTree(shuffled).equals(raw), `shuffled ${k}: sorted back into git's order`);
@@ -80,7 +72,7 @@ t.test('parse and serialize give back git’s exact bytes, in git’s order from
 });
 
 t.test('findEntry and diffEntries agree with a map-based model', async (t) => {
-  const r = rng(42);
+  const r = prng(42);
   const oid = (): string => Array.from({ length: 40 }, () => '0123456789abcdef'[Math.floor(r() * 16)]).join('');
   const names = [...TRICKY, ...Array.from({ length: 60 }, (_, i) => `t-${i}`)];
   const mk = (): TreeEntry[] => {
@@ -133,7 +125,7 @@ t.test('the tree writer against a model: random commits, native git reads the sa
     ['tenants/a.yaml', 'a\n'],
     ['tenants/sub/deep.yaml', 'deep\n'],
   ]);
-  const r = rng(2024);
+  const r = prng(2024);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const paths = [...TRICKY.map((n) => `tenants/${n}`), 'tenants/sub/deep.yaml', 'tenants/sub/x.yaml', 'status/a.yaml', 'status/é.yaml', 'top.txt', 'd/e/f/g.txt'];
   for (let c = 0; c < 40; c++) {
@@ -163,7 +155,7 @@ t.test('the tree writer against a model: random commits, native git reads the sa
 });
 
 t.test('encodeTree from a base copies unchanged runs and gives the same bytes and offsets as encoding from scratch', async (t) => {
-  const r = rng(99);
+  const r = prng(99);
   const oid = (): string => Array.from({ length: 40 }, () => '0123456789abcdef'[Math.floor(r() * 16)]).join('');
   for (let round = 0; round < 150; round++) {
     const n = Math.floor(r() * 300);

@@ -47,7 +47,10 @@ t.test('a daemon killed with SIGKILL mid-reconcile resumes and converges, nothin
     p.child.kill('SIGKILL');
     const exit = await p.exited;
     t.equal(exit.signal, 'SIGKILL', `killed after ${mark} transitions`);
-    t.ok((await statuses(dataDir)).some((s) => s !== 'ACTIVE'), 'killed while work was still in progress');
+    // Work left: a tenant not ACTIVE, or one not started (no record yet). Between two tenants both
+    // workers may have just finished theirs, so started ones alone can all be ACTIVE.
+    const seen = await statuses(dataDir);
+    t.ok(seen.length < COUNT || seen.some((s) => s !== 'ACTIVE'), `killed while work was still in progress (${seen.filter((s) => s === 'ACTIVE').length} of ${COUNT} ACTIVE)`);
   }
 
   const last = spawnTenantd(args);

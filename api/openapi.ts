@@ -1,174 +1,334 @@
+import packageJson from '../package.json' with { type: 'json' };
+import statusSchema from '../schemas/status.schema.json' with { type: 'json' };
 import tenantSchema from '../schemas/tenant.schema.json' with { type: 'json' };
 import transitionSchema from '../schemas/transition.schema.json' with { type: 'json' };
-import statusSchema from '../schemas/status.schema.json' with { type: 'json' };
+import { PHASES, STATUSES } from '../core/phases.js';
+import { componentRef as ref, mergePatchSchema, provisionBodySchema, referencedComponents, schemaComponents, subschema, type Components, type JsonSchema } from './schema-components.js';
 
 type Json = Record<string, unknown>;
 
-const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Json): Json => ({ 'application/json': { schema } });
+const ok = (description: string, schema: Json, headers?: Json): Json => ({ description, ...(headers ? { headers } : {}), content: json(schema) });
 const problem = (description: string): Json => ({ description, content: { 'application/problem+json': { schema: ref('Problem') } } });
-const tenantIdParam = { name: 'tenantId', in: 'path', required: true, description: 'DNS-1123 label, at most 56 characters', schema: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 56 } };
-const auth = [{ bearer: [] }];
-const common = { '401': problem('Missing or invalid token'), '403': problem('Token lacks the scope'), '400': problem('Invalid tenant id or parameter') };
-const writeHeaders = [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 }, description: 'A retried request with the same key returns the first answer and makes no second commit' }];
+const nullable = (schema: Json): Json => ({ oneOf: [schema, { type: 'null' }] });
+const header = (description: string): Json => ({ description, schema: { type: 'string' } });
 
-/** The request body is the tenant spec's fields at the top level, plus `name` and `labels` (the seed's shape). */
-function provisionBodySchema(): Json {
-  const spec = (tenantSchema.properties as Json)['spec'] as { properties: Json; required: string[] };
-  const metadata = (tenantSchema.properties as Json)['metadata'] as { properties: Json };
+const tenantIdParam = { name: 'tenantId', in: 'path', required: true, description: 'DNS-1123 label, at most 56 characters', schema: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 56 } };
+const idempotencyKey = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 }, description: 'A retried request with the same key returns the first answer and makes no second commit' };
+const ifMatch = { name: 'If-Match', in: 'header', required: false, schema: { type: 'string' }, description: 'The ETag from GET; 412 when the tenant changed since' };
+const PUBLIC: Json[] = [];
+
+/** Responses every authenticated route can give; `tenantRoute` adds the 400 of a malformed tenant id. */
+const authErrors = { '401': problem('Missing or invalid token (with WWW-Authenticate: Bearer)'), '403': problem('The token lacks the scope this call needs') };
+const unexpected = { default: problem('Unexpected error: 500, or 503 with Retry-After while the repository cannot be reached') };
+const badTenantId = problem('Malformed tenant id (E_BAD_TENANT_ID) or query parameter (E_BAD_QUERY)');
+const writeErrors = {
+  '400': problem('Malformed tenant id, malformed JSON (E_BAD_JSON) or an Idempotency-Key longer than 255 characters'),
+  '409': problem('A request with this Idempotency-Key is still in progress (E_IDEMPOTENCY_IN_PROGRESS)'),
+  '413': problem('Body larger than the limit (64 KiB by default)'),
+  '415': problem('Content-Type is not one this route accepts'),
+  '422': problem('The resulting tenant is invalid (E_VALIDATION, with `errors` naming each field), or the Idempotency-Key was used with a different body'),
+};
+const writeHeaders = { Location: header('The tenant\'s URL'), ETag: header('The tenant file\'s new ETag, for If-Match') };
+
+/** Every schema in `schemas/` as components; the API bodies derive from them. */
+function schemaFileComponents(): Components {
+  const tenant = schemaComponents(tenantSchema, 'TenantDocument', 'Tenant');
+  const status = schemaComponents(statusSchema, 'TenantStatusFile', 'Status');
+  const transition = schemaComponents(transitionSchema, 'InfrastructureStateTransition', 'Transition');
+  const all: Components = {};
+  for (const part of [tenant, status, transition]) {
+    for (const [name, schema] of Object.entries(part)) {
+      if (name in all) throw new Error(`OpenAPI: two schema files both define the component ${name}`);
+      all[name] = schema;
+    }
+  }
+  return all;
+}
+
+function apiSchemas(files: Components): Components {
+  const tenant = files['TenantDocument'] as JsonSchema;
+  const provision = provisionBodySchema(tenant);
+  const update = { ...mergePatchSchema(provision, files), description: 'A JSON merge patch (RFC 7386) of ProvisionBody: fields given replace, objects merge, `null` removes. The merged result must be a valid ProvisionBody.' };
+  const issue = { type: 'object', required: ['file', 'line', 'column', 'path', 'message'], properties: { file: { type: 'string' }, line: { type: 'integer', description: '1-based; 0 when unknown' }, column: { type: 'integer' }, path: { type: 'string' }, message: { type: 'string' } } };
   return {
-    type: 'object',
-    additionalProperties: false,
-    required: spec.required,
-    properties: { name: metadata.properties['name'], labels: metadata.properties['labels'], ...spec.properties },
-    $defs: (tenantSchema as Json)['$defs'],
+    Problem: {
+      type: 'object',
+      description: 'RFC 9457 problem details; `code` is stable (E_…), `requestId` names the request in the daemon\'s log',
+      required: ['type', 'title', 'status', 'detail', 'code', 'requestId'],
+      properties: {
+        type: { type: 'string', format: 'uri' },
+        title: { type: 'string' },
+        status: { type: 'integer', minimum: 400, maximum: 599 },
+        detail: { type: 'string' },
+        code: { type: 'string', pattern: '^E_[A-Z0-9_]+$' },
+        requestId: { type: 'string' },
+        errors: { type: 'array', items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } } },
+      },
+    },
+    ProvisionBody: provision,
+    UpdateBody: update,
+    TenantSpec: subschema(tenant, '/properties/spec', 'TenantSpec'),
+    Condition: subschema(files['TenantStatusFile'] as JsonSchema, '/properties/status/properties/conditions/items', 'Condition'),
+    ValidationIssue: issue,
+    TenantInfrastructure: {
+      type: 'object',
+      description: 'The seed entity — id, tenantId, status, cloudProvider, region, namespace, configuration, terraformStateKey — plus its reconcile state',
+      required: ['id', 'tenantId', 'status', 'namespace', 'reconciled'],
+      properties: {
+        id: { type: ['string', 'null'], format: 'uuid', description: 'Assigned when the daemon first sees the tenant; null before' },
+        tenantId: { type: 'string' },
+        name: { type: ['string', 'null'] },
+        labels: { type: 'object', additionalProperties: { type: 'string' } },
+        status: { enum: [...STATUSES] },
+        phase: { enum: [...PHASES, null] },
+        cloudProvider: { type: ['string', 'null'] },
+        region: { type: ['string', 'null'] },
+        namespace: { type: 'string' },
+        configuration: nullable(subschema(tenant, '/properties/spec/properties/configuration', 'TenantInfrastructure.configuration')),
+        terraformStateKey: { type: ['string', 'null'], description: 'Where the tenant\'s infrastructure state is kept (a Pulumi stack, a rendered directory)' },
+        conditions: { type: 'array', items: ref('Condition') },
+        desiredCommit: { type: ['string', 'null'], description: 'The newest commit of the tracked branch holding the current file' },
+        observedCommit: { type: ['string', 'null'], description: 'The commit tenantd last acted on for this tenant' },
+        appliedCommit: { type: ['string', 'null'], description: 'The commit last applied successfully' },
+        reconciled: { type: 'boolean', description: 'false while the current file has not been reconciled yet' },
+        outputs: { type: 'object', additionalProperties: { type: 'string' }, description: 'Endpoints and names; never secrets' },
+        retry: { type: ['object', 'null'], properties: { attempt: { type: 'integer' }, nextAttemptAt: { type: ['string', 'null'], format: 'date-time' }, lastError: { type: 'object' } } },
+        lastPlan: { type: ['object', 'null'] },
+        spec: nullable(ref('TenantSpec')),
+        createdAt: { type: ['string', 'null'], format: 'date-time' },
+        updatedAt: { type: ['string', 'null'], format: 'date-time' },
+        lastTransitionTime: { type: ['string', 'null'], format: 'date-time', description: 'When the status or phase last changed' },
+      },
+    },
+    TenantPage: {
+      type: 'object',
+      required: ['items', 'total', 'counts', 'next'],
+      properties: {
+        items: { type: 'array', items: ref('TenantInfrastructure') },
+        total: { type: 'integer', description: 'tenants matching the filter' },
+        counts: { type: 'object', description: 'tenants per status over the whole fleet', additionalProperties: { type: 'integer' } },
+        next: { type: ['string', 'null'], description: 'URL of the next page' },
+      },
+    },
+    TransitionPage: {
+      type: 'object',
+      required: ['items', 'total', 'offset', 'limit'],
+      properties: { items: { type: 'array', items: ref('InfrastructureStateTransition') }, total: { type: 'integer' }, offset: { type: 'integer' }, limit: { type: 'integer' } },
+    },
+    WriteResult: {
+      type: 'object',
+      required: ['requestId', 'commit', 'tenant'],
+      properties: { requestId: { type: 'string' }, commit: { type: 'string', pattern: '^[0-9a-f]{40}$' }, tenant: nullable(ref('TenantInfrastructure')) },
+    },
+    DesiredInfrastructureState: {
+      type: 'object',
+      required: ['tenantId', 'file', 'commit', 'blobOid', 'specDigest', 'document', 'issues'],
+      properties: {
+        tenantId: { type: 'string' },
+        file: { type: 'string' },
+        commit: { type: 'string' },
+        blobOid: { type: 'string' },
+        specDigest: { type: ['string', 'null'], description: 'sha256: digest of the canonical document; null when the file is invalid' },
+        document: nullable(ref('TenantDocument')),
+        issues: { type: 'array', items: ref('ValidationIssue') },
+      },
+    },
+    ReconcileRequested: {
+      type: 'object',
+      required: ['requestId', 'tenantId', 'trigger'],
+      properties: { requestId: { type: 'string' }, tenantId: { type: 'string' }, trigger: { type: 'string', description: 'The trigger the transitions of this reconcile will name' } },
+    },
+    Readiness: { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' } } },
+    WebhookResult: {
+      type: 'object',
+      required: ['status', 'deliveryId'],
+      properties: { status: { enum: ['accepted', 'duplicate', 'pong', 'ignored'] }, deliveryId: { type: 'string' }, reason: { type: 'string' }, trigger: { type: 'string' } },
+    },
   };
 }
 
+const sse = {
+  description:
+    'A text/event-stream: `retry:` then one message per ReconciliationEvent with `id:` (increasing; send it back as Last-Event-ID to resume), `event:` (the event type: ReconcileStarted, PhaseStarted, PhaseCompleted, PhaseFailed, StatusChanged, …) and `data:` (the event as JSON); `: keep-alive` comments every 15 s',
+  content: { 'text/event-stream': { schema: { type: 'string' } } },
+};
+
 /** The OpenAPI 3.1 description of every route `createApp` serves (a test checks they match). */
 export function openApiDocument(): Json {
-  const body = provisionBodySchema();
-  const patch = { ...body, required: [] as string[], description: 'JSON merge patch (RFC 7386) of the provision body; null removes a field' };
+  const files = schemaFileComponents();
+  const paths = apiPaths();
   return {
     openapi: '3.1.0',
-    info: { title: 'tenantd API', version: '1.0.0', description: 'Every write is a commit to the tenants repository, authored as the caller; the daemon reconciles it like any commit.' },
+    info: {
+      title: 'tenantd API',
+      version: packageJson.version,
+      description: 'Every write is a commit to the tenants repository, authored as the caller; the daemon reconciles it like any commit. Errors are RFC 9457 problem documents with a stable `code`.',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    servers: [{ url: '/', description: 'The daemon serving this document' }],
+    security: [{ bearer: [] }],
+    tags: [
+      { name: 'tenants', description: 'The seed\'s TenantInfrastructure routes: each write is a commit' },
+      { name: 'events', description: 'Live reconciliation events' },
+      { name: 'webhooks', description: 'Git hosting webhooks that trigger a fetch' },
+      { name: 'operations', description: 'Health, readiness, metrics and this document' },
+    ],
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A named API token (tdk_…) or a JWT' } },
-      schemas: {
-        Problem: {
-          type: 'object',
-          required: ['type', 'title', 'status', 'detail', 'code', 'requestId'],
-          properties: {
-            type: { type: 'string' },
-            title: { type: 'string' },
-            status: { type: 'integer' },
-            detail: { type: 'string' },
-            code: { type: 'string' },
-            requestId: { type: 'string' },
-            errors: { type: 'array', items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } } },
-          },
-        },
-        ProvisionBody: body,
-        UpdateBody: patch,
-        TenantInfrastructure: {
-          type: 'object',
-          description: 'The seed entity: id, tenantId, status, cloudProvider, region, namespace, configuration, terraformStateKey, plus reconcile state',
-          required: ['tenantId', 'status', 'namespace', 'reconciled'],
-          properties: {
-            id: { type: ['string', 'null'] },
-            tenantId: { type: 'string' },
-            name: { type: ['string', 'null'] },
-            labels: { type: 'object', additionalProperties: { type: 'string' } },
-            lastTransitionTime: { type: ['string', 'null'] },
-            status: { enum: ['PENDING', 'PROVISIONING', 'ACTIVE', 'UPDATING', 'DEPROVISIONING', 'DEPROVISIONED', 'FAILED', 'SUSPENDED', 'INVALID'] },
-            phase: { type: ['string', 'null'] },
-            cloudProvider: { type: ['string', 'null'] },
-            region: { type: ['string', 'null'] },
-            namespace: { type: 'string' },
-            configuration: { type: ['object', 'null'] },
-            terraformStateKey: { type: ['string', 'null'] },
-            conditions: { type: 'array', items: { type: 'object' } },
-            desiredCommit: { type: ['string', 'null'] },
-            observedCommit: { type: ['string', 'null'] },
-            appliedCommit: { type: ['string', 'null'] },
-            reconciled: { type: 'boolean', description: 'false while the current file has not been reconciled yet' },
-            outputs: { type: 'object', additionalProperties: { type: 'string' } },
-            retry: { type: ['object', 'null'] },
-            lastPlan: { type: ['object', 'null'] },
-            spec: { type: ['object', 'null'] },
-            createdAt: { type: ['string', 'null'] },
-            updatedAt: { type: ['string', 'null'] },
-          },
-        },
-        WriteResult: { type: 'object', required: ['requestId', 'commit'], properties: { requestId: { type: 'string' }, commit: { type: 'string' }, tenant: ref('TenantInfrastructure') } },
-        InfrastructureStateTransition: transitionSchema,
-        TenantStatusFile: statusSchema,
-        TenantDocument: tenantSchema,
+      schemas: referencedComponents({ ...apiSchemas(files), ...files }, paths),
+    },
+    paths,
+  };
+}
+
+function apiPaths(): Json {
+  return {
+    '/healthz': {
+      get: { operationId: 'getHealth', tags: ['operations'], summary: 'Liveness', security: PUBLIC, responses: { '200': ok('The process is up', { type: 'object', required: ['status'], properties: { status: { const: 'ok' } } }), ...unexpected } },
+    },
+    '/readyz': {
+      get: {
+        operationId: 'getReadiness',
+        tags: ['operations'],
+        summary: 'Readiness: false while the repository cannot be reached',
+        security: PUBLIC,
+        responses: { '200': ok('Ready', ref('Readiness')), '503': ok('Not ready', ref('Readiness')), ...unexpected },
       },
     },
-    paths: {
-      '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'The process is up' } } } },
-      '/readyz': { get: { summary: 'Readiness: false while the repository cannot be reached', responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } } },
-      '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text/plain exposition format' } } } },
-      '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
-      '/api/v1/infrastructure/tenants': {
-        get: {
-          summary: 'List tenants',
-          security: auth,
-          parameters: [
-            { name: 'status', in: 'query', schema: { type: 'string' } },
-            { name: 'q', in: 'query', description: 'case-insensitive substring of the tenant id or name', schema: { type: 'string', maxLength: 128 } },
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
-            { name: 'after', in: 'query', description: 'tenant id to continue after (from `next`)', schema: { type: 'string' } },
-          ],
-          responses: { '200': { description: 'A page of tenants', content: json({ type: 'object', properties: { items: { type: 'array', items: ref('TenantInfrastructure') }, total: { type: 'integer' }, counts: { type: 'object', description: 'tenants per status over the whole fleet', additionalProperties: { type: 'integer' } }, next: { type: ['string', 'null'] } } }) }, ...common },
+    '/metrics': {
+      get: { operationId: 'getMetrics', tags: ['operations'], summary: 'Prometheus metrics', security: PUBLIC, responses: { '200': { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...unexpected } },
+    },
+    '/openapi.json': {
+      get: { operationId: 'getOpenApiDocument', tags: ['operations'], summary: 'This document', security: PUBLIC, responses: { '200': ok('OpenAPI 3.1', { type: 'object' }), ...unexpected } },
+    },
+    '/api/v1/infrastructure/tenants': {
+      get: {
+        operationId: 'listTenants',
+        tags: ['tenants'],
+        summary: 'List tenants',
+        parameters: [
+          { name: 'status', in: 'query', schema: { enum: [...STATUSES] } },
+          { name: 'q', in: 'query', description: 'case-insensitive substring of the tenant id or name', schema: { type: 'string', maxLength: 128 } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
+          { name: 'after', in: 'query', description: 'tenant id to continue after (from `next`)', schema: { type: 'string' } },
+        ],
+        responses: { '200': ok('A page of tenants', ref('TenantPage')), '400': problem('Unknown status or a bad limit (E_BAD_QUERY)'), ...authErrors, ...unexpected },
+      },
+    },
+    '/api/v1/infrastructure/tenants/{tenantId}/provision': {
+      post: {
+        operationId: 'provisionTenant',
+        tags: ['tenants'],
+        summary: 'Provision a tenant: commits tenants/<tenantId>.yaml',
+        parameters: [tenantIdParam, idempotencyKey],
+        requestBody: { required: true, content: json(ref('ProvisionBody')) },
+        responses: {
+          '202': ok('Committed; the reconcile follows', ref('WriteResult'), writeHeaders),
+          ...writeErrors,
+          '409': problem('The tenant exists (E_TENANT_EXISTS; use PUT), or its Idempotency-Key is in progress'),
+          ...authErrors,
+          ...unexpected,
         },
       },
-      '/api/v1/infrastructure/tenants/{tenantId}/provision': {
-        post: {
-          summary: 'Provision a tenant: commits tenants/<tenantId>.yaml',
-          security: auth,
-          parameters: [tenantIdParam, ...writeHeaders],
-          requestBody: { required: true, content: json(ref('ProvisionBody')) },
-          responses: {
-            '202': { description: 'Committed; reconcile follows', headers: { Location: { schema: { type: 'string' } }, ETag: { schema: { type: 'string' } } }, content: json(ref('WriteResult')) },
-            '409': problem('The tenant exists'),
-            '413': problem('Body too large'),
-            '415': problem('Not application/json'),
-            '422': problem('Invalid tenant'),
-            ...common,
-          },
+    },
+    '/api/v1/infrastructure/tenants/{tenantId}': {
+      get: {
+        operationId: 'getTenant',
+        tags: ['tenants'],
+        summary: 'The tenant: its record and whether its current commit is reconciled',
+        parameters: [tenantIdParam],
+        responses: { '200': ok('The tenant', ref('TenantInfrastructure'), { ETag: header('The tenant file\'s blob id, for If-Match') }), '400': badTenantId, '404': problem('No such tenant'), ...authErrors, ...unexpected },
+      },
+      put: {
+        operationId: 'updateTenant',
+        tags: ['tenants'],
+        summary: 'Change a tenant (JSON merge patch); the whole result is validated before the commit',
+        parameters: [tenantIdParam, ifMatch, idempotencyKey],
+        requestBody: { required: true, content: { ...json(ref('UpdateBody')), 'application/merge-patch+json': { schema: ref('UpdateBody') } } },
+        responses: {
+          '202': ok('Committed; the reconcile follows', ref('WriteResult'), writeHeaders),
+          ...writeErrors,
+          '404': problem('No such tenant'),
+          '412': problem('If-Match does not match the current ETag'),
+          ...authErrors,
+          ...unexpected,
         },
       },
-      '/api/v1/infrastructure/tenants/{tenantId}': {
-        get: {
-          summary: 'The tenant: its record and whether its current commit is reconciled',
-          security: auth,
-          parameters: [tenantIdParam],
-          responses: { '200': { description: 'The tenant', headers: { ETag: { schema: { type: 'string' } } }, content: json(ref('TenantInfrastructure')) }, '404': problem('No such tenant'), ...common },
-        },
-        put: {
-          summary: 'Change a tenant (JSON merge patch); the whole result is validated before the commit',
-          security: auth,
-          parameters: [tenantIdParam, { name: 'If-Match', in: 'header', schema: { type: 'string' }, description: 'The ETag from GET; 412 when stale' }, ...writeHeaders],
-          requestBody: { required: true, content: { ...json(ref('UpdateBody')), 'application/merge-patch+json': { schema: ref('UpdateBody') } } },
-          responses: { '202': { description: 'Committed', content: json(ref('WriteResult')) }, '404': problem('No such tenant'), '412': problem('Stale ETag'), '413': problem('Body too large'), '415': problem('Wrong media type'), '422': problem('Invalid result'), ...common },
-        },
-        delete: {
-          summary: 'Deprovision a tenant: commits the removal of its file (irreversible)',
-          security: auth,
-          parameters: [tenantIdParam, { name: 'confirm', in: 'query', required: true, description: 'must equal the tenant id', schema: { type: 'string' } }, { name: 'If-Match', in: 'header', schema: { type: 'string' } }, ...writeHeaders],
-          responses: { '202': { description: 'Committed', content: json(ref('WriteResult')) }, '404': problem('No such tenant'), '409': problem('deletionProtection is on'), '412': problem('Stale ETag'), ...common },
+      delete: {
+        operationId: 'deprovisionTenant',
+        tags: ['tenants'],
+        summary: 'Deprovision a tenant: commits the removal of its file (irreversible)',
+        parameters: [tenantIdParam, { name: 'confirm', in: 'query', required: true, description: 'must equal the tenant id', schema: { type: 'string' } }, ifMatch, idempotencyKey],
+        responses: {
+          '202': ok('Committed; the deprovision follows', ref('WriteResult'), { Location: writeHeaders.Location }),
+          '400': problem('Malformed tenant id, or confirm is not the tenant id (E_CONFIRMATION_REQUIRED)'),
+          '404': problem('No such tenant'),
+          '409': problem('deletionProtection is on (E_DELETION_PROTECTED), or the Idempotency-Key is in progress'),
+          '412': problem('If-Match does not match the current ETag'),
+          '422': problem('The Idempotency-Key was used with a different request'),
+          ...authErrors,
+          ...unexpected,
         },
       },
-      '/api/v1/infrastructure/tenants/{tenantId}/transitions': {
-        get: {
-          summary: 'The InfrastructureStateTransition history, oldest first',
-          security: auth,
-          parameters: [tenantIdParam, { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 0, maximum: 1000, default: 100 } }],
-          responses: { '200': { description: 'A page of transitions', content: json({ type: 'object', properties: { items: { type: 'array', items: ref('InfrastructureStateTransition') }, total: { type: 'integer' } } }) }, '404': problem('No such tenant'), ...common },
-        },
+    },
+    '/api/v1/infrastructure/tenants/{tenantId}/transitions': {
+      get: {
+        operationId: 'listTransitions',
+        tags: ['tenants'],
+        summary: 'The InfrastructureStateTransition history, oldest first',
+        parameters: [tenantIdParam, { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 0, maximum: 1000, default: 100 } }],
+        responses: { '200': ok('A page of transitions', ref('TransitionPage')), '400': badTenantId, '404': problem('No such tenant'), ...authErrors, ...unexpected },
       },
-      '/api/v1/infrastructure/tenants/{tenantId}/desired': {
-        get: { summary: 'The DesiredInfrastructureState at the branch head', security: auth, parameters: [tenantIdParam], responses: { '200': { description: 'Desired state', content: json({ type: 'object' }) }, '404': problem('No file'), ...common } },
+    },
+    '/api/v1/infrastructure/tenants/{tenantId}/desired': {
+      get: {
+        operationId: 'getDesiredState',
+        tags: ['tenants'],
+        summary: 'The DesiredInfrastructureState at the branch head (with its validation issues when the file is invalid)',
+        parameters: [tenantIdParam],
+        responses: { '200': ok('Desired state', ref('DesiredInfrastructureState')), '400': badTenantId, '404': problem('No file for this tenant on the branch'), ...authErrors, ...unexpected },
       },
-      '/api/v1/infrastructure/tenants/{tenantId}/reconcile': {
-        post: { summary: 'Reconcile now (also a stalled or backing-off tenant)', security: auth, parameters: [tenantIdParam], responses: { '202': { description: 'Queued' }, '404': problem('No such tenant'), ...common } },
+    },
+    '/api/v1/infrastructure/tenants/{tenantId}/reconcile': {
+      post: {
+        operationId: 'reconcileTenant',
+        tags: ['tenants'],
+        summary: 'Reconcile now (also a stalled or backing-off tenant); nothing is committed',
+        parameters: [tenantIdParam],
+        responses: { '202': ok('Queued', ref('ReconcileRequested')), '400': badTenantId, '404': problem('No such tenant'), ...authErrors, ...unexpected },
       },
-      '/api/v1/events': {
-        get: {
-          summary: 'Server-sent events from the ReconciliationEventPublisher',
-          security: auth,
-          parameters: [{ name: 'tenant', in: 'query', schema: { type: 'string' } }, { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } }],
-          responses: { '200': { description: 'text/event-stream' }, ...common },
-        },
+    },
+    '/api/v1/events': {
+      get: {
+        operationId: 'streamEvents',
+        tags: ['events'],
+        summary: 'Server-sent events from the ReconciliationEventPublisher',
+        parameters: [
+          { name: 'tenant', in: 'query', description: 'only this tenant\'s events', schema: { type: 'string' } },
+          { name: 'lastEventId', in: 'query', description: 'as Last-Event-ID, for clients that cannot set headers', schema: { type: 'string', pattern: '^\\d+$' } },
+          { name: 'Last-Event-ID', in: 'header', description: 'resume after this event id (events still in the buffer are replayed)', schema: { type: 'string' } },
+        ],
+        responses: { '200': sse, ...authErrors, ...unexpected },
       },
-      '/api/v1/webhooks/{provider}': {
-        post: {
-          summary: 'Git webhooks: github, gitlab, gitea, bitbucket, generic (HMAC-signed)',
-          parameters: [{ name: 'provider', in: 'path', required: true, schema: { enum: ['github', 'gitlab', 'gitea', 'bitbucket', 'generic'] } }],
-          responses: { '200': { description: 'Ping, duplicate delivery or another branch' }, '202': { description: 'Push accepted: fetch and reconcile started' }, '401': problem('Bad signature'), '400': problem('Bad payload'), '404': problem('Unknown provider') },
+    },
+    '/api/v1/webhooks/{provider}': {
+      post: {
+        operationId: 'receiveWebhook',
+        tags: ['webhooks'],
+        summary: 'Git webhooks: github, gitlab, gitea, bitbucket, generic (HMAC-signed); authenticated by the signature, not a token',
+        security: PUBLIC,
+        parameters: [{ name: 'provider', in: 'path', required: true, schema: { enum: ['github', 'gitlab', 'gitea', 'bitbucket', 'generic'] } }],
+        requestBody: { required: true, description: 'The provider\'s push or ping payload, verified against the raw bytes', content: { 'application/json': { schema: { type: 'object' } } } },
+        responses: {
+          '200': ok('Ping, duplicate delivery, or a push to another branch', ref('WebhookResult')),
+          '202': ok('Push accepted: fetch and reconcile started', ref('WebhookResult')),
+          '400': problem('Bad payload'),
+          '401': problem('Missing or bad signature'),
+          '404': problem('Unknown provider, or webhooks are not configured'),
+          '413': problem('Body larger than the limit'),
+          ...unexpected,
         },
       },
     },

@@ -4,15 +4,11 @@
  * Failures are injected as the raw errors the Automation API throws and mapped with the real
  * engine's `mapPulumiError`, so the codes asserted here are the ones production produces.
  */
-import path from 'node:path';
 import t, { type Test } from 'tap';
 import { canonicalJson } from '../core/canonical.js';
 import type { TenantdError } from '../core/errors.js';
 import type { ReconciliationEvent } from '../core/events/events.js';
-import { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import { TransitionLog } from '../core/log/transition-log.js';
-import { TenantStateStore } from '../core/state/store.js';
-import { InfrastructureReconciler } from '../daemon/reconciler.js';
 import type { ProviderContext } from '../providers/provider.js';
 import {
   mapPulumiError,
@@ -29,6 +25,7 @@ import { DIGEST_OUTPUT, typeTokenFor } from '../providers/pulumi/names.js';
 import { createPulumiProvider, stateKeyFor } from '../providers/pulumi/provider.js';
 import { allObjects, objectRef, outputsFor, refKey, renderTenant } from '../providers/resources/renderer.js';
 import type { KubeObject, RenderedTenant } from '../providers/resources/types.js';
+import { reconcilerHarness } from './helpers/reconciler.js';
 import { desiredOf, tenantDoc } from './helpers/tenants.js';
 
 interface FakeStack {
@@ -157,28 +154,9 @@ class FakePulumiEngine implements PulumiEngine {
 }
 
 async function setup(t: Test) {
-  const dir = t.testdir();
-  const clock = { ms: Date.UTC(2026, 10, 28, 12, 0, 0) };
-  const now = (): Date => new Date(clock.ms);
-  const store = await TenantStateStore.open(dir);
-  const log = await TransitionLog.open({ path: path.join(dir, 'transitions.jsonl') });
-  const publisher = new ReconciliationEventPublisher(now);
-  const events: ReconciliationEvent[] = [];
-  publisher.subscribe((e) => events.push(e));
   const engine = new FakePulumiEngine();
-  const provider = createPulumiProvider({ engine });
-  const reconciler = new InfrastructureReconciler({
-    provider,
-    store,
-    log,
-    publisher,
-    backoff: { baseMs: 1000, capMs: 8000 },
-    now,
-    random: () => 0.5,
-    stateKey: (id) => stateKeyFor(id),
-  });
-  t.teardown(() => log.close());
-  return { clock, store, log, events, engine, provider, reconciler };
+  const h = await reconcilerHarness(t, undefined, createPulumiProvider({ engine }), { stateKey: (id) => stateKeyFor(id) });
+  return { ...h, engine };
 }
 
 const states = async (log: TransitionLog, id: string): Promise<string[]> => (await log.read(id)).map((x) => x.toState);

@@ -223,11 +223,13 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     ctx.body = await deps.service.desired(ctx.params.tenantId as string);
   });
 
-  router.post(`${T}/:tenantId/reconcile`, requireScope('tenants:write'), (ctx) => {
+  router.post(`${T}/:tenantId/reconcile`, requireScope('tenants:write'), async (ctx) => {
     const id = ctx.params.tenantId as string;
-    deps.service.reconcile(id, caller(ctx));
+    const raw = await readRawBody(ctx.req, limit);
+    const body = raw.length > 0 ? parseJson(ctx, raw, ['application/json']) : undefined;
+    const { requestedAt } = await deps.service.reconcile(id, body, caller(ctx));
     ctx.status = 202;
-    ctx.body = { requestId: ctx.state.requestId, tenantId: id, trigger: `api:${ctx.state.requestId}` };
+    ctx.body = { requestId: ctx.state.requestId, tenantId: id, trigger: `api:${ctx.state.requestId}`, requestedAt };
   });
 
   router.get(`${API_PREFIX}/events`, requireScope('tenants:read'), (ctx) => {

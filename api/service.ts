@@ -6,6 +6,8 @@ import type { InfrastructureStateTransition } from '../core/log/transition.js';
 import type { TenantStatus } from '../core/phases.js';
 import type { DesiredInfrastructureState, TenantRecord } from '../core/state/record.js';
 import type { TenantStateStore } from '../core/state/store.js';
+import { ABSENT, generationFor, specIdentity } from '../core/status/generation.js';
+import { observedFields } from '../core/status/status-file.js';
 import { DNS1123_LABEL, MAX_TENANT_ID_LENGTH, namespaceFor, type TenantInfrastructureDocument } from '../core/tenant/types.js';
 import { parseTenantFile, serializeTenant } from '../core/tenant/validate.js';
 import { apiError } from './problem.js';
@@ -31,7 +33,8 @@ export interface ServiceDeps {
   publisher: ReconciliationEventPublisher;
   /** Tell the daemon a commit landed (it polls at once, naming `trigger`). */
   nudge(trigger: string): void;
-  requestReconcile(tenantId: string, trigger: string): void;
+  /** Note the request (its `requestedAt` token) and queue a forced reconcile; resolves once the request is durable. */
+  requestReconcile(tenantId: string, trigger: string, requestedAt: string): Promise<void> | void;
   now?: () => Date;
 }
 
@@ -55,12 +58,26 @@ export interface TenantEntity {
   configuration: TenantInfrastructureDocument['spec']['configuration'] | null;
   terraformStateKey: string | null;
   conditions: TenantRecord['conditions'];
+  /**
+   * The generation of the current file (Kubernetes' metadata.generation): tenantd's count of its
+   * spec changes, one more than the last counted when a commit changed the spec and tenantd has not
+   * reconciled it yet.
+   */
+  generation: number;
+  /** The generation last reconciled to its end (Ready, or Stalled); `< generation` means in progress. */
+  observedGeneration: number;
   /** The newest commit of the tracked branch that holds this tenant's current file. */
   desiredCommit: string | null;
-  /** The commit tenantd last acted on for this tenant. */
+  /** The spec digest of the current file; null when it is invalid or removed. */
+  desiredSpecDigest: string | null;
+  /** The desired commit of observedGeneration (the same value as status/<id>.yaml). */
   observedCommit: string | null;
+  observedSpecDigest: string | null;
   /** The commit last applied successfully. */
   appliedCommit: string | null;
+  appliedSpecDigest: string | null;
+  /** The requestedAt token of the newest `POST …/reconcile` a finished reconcile handled. */
+  lastHandledReconcileAt: string | null;
   /** False while the current file has not been picked up by a reconcile yet. */
   reconciled: boolean;
   outputs: Record<string, string>;
@@ -122,12 +139,20 @@ export class TenantInfrastructureService {
     if (!file && !record) return null;
     const parsed = file ? parseTenantFile(tenantPath(tenantId), file.text) : null;
     const doc = parsed?.ok ? parsed.tenant : (record?.applied?.document ?? null);
-    return { entity: this.entity(tenantId, record, file ? { oid: file.oid, commit: head } : null, doc), etag: file ? `"${file.oid}"` : null };
+    const seen = record?.desired;
+    const specDigest = file && seen?.blobOid === file.oid ? seen.specDigest : parsed?.ok ? specDigestOf(parsed.tenant) : null;
+    return { entity: this.entity(tenantId, record, file ? { oid: file.oid, commit: head, specDigest } : null, doc), etag: file ? `"${file.oid}"` : null };
   }
 
-  private entity(tenantId: string, record: TenantRecord | undefined, file: { oid: string; commit: string | null } | null, doc: TenantInfrastructureDocument | null): TenantEntity {
+  private entity(
+    tenantId: string,
+    record: TenantRecord | undefined,
+    file: { oid: string; commit: string | null; specDigest: string | null } | null,
+    doc: TenantInfrastructureDocument | null,
+  ): TenantEntity {
     const seen = record?.desired ?? null;
     const reconciled = file ? seen?.blobOid === file.oid && !record?.operation : !record || record.status === 'DEPROVISIONED';
+    const observed = record ? observedFields(record) : null;
     return {
       id: record?.id ?? null,
       tenantId,
@@ -141,9 +166,17 @@ export class TenantInfrastructureService {
       configuration: record?.configuration ?? doc?.spec.configuration ?? null,
       terraformStateKey: record?.terraformStateKey ?? null,
       conditions: record?.conditions ?? [],
+      // A commit tenantd has not reconciled yet already counts, so a client never reads the old
+      // generation as current (the daemon counts it the same way when it gets there).
+      generation: generationFor(record, file ? specIdentity({ specDigest: file.specDigest, blobOid: file.oid }) : ABSENT),
+      observedGeneration: observed?.observedGeneration ?? 0,
       desiredCommit: seen?.blobOid === file?.oid ? (seen?.commit ?? null) : (file?.commit ?? null),
-      observedCommit: seen?.commit ?? null,
-      appliedCommit: record?.applied?.commit ?? null,
+      desiredSpecDigest: file?.specDigest ?? null,
+      observedCommit: observed?.observedCommit ?? null,
+      observedSpecDigest: observed?.observedSpecDigest ?? null,
+      appliedCommit: observed?.appliedCommit ?? null,
+      appliedSpecDigest: observed?.appliedSpecDigest ?? null,
+      lastHandledReconcileAt: observed?.lastHandledReconcileAt ?? null,
       reconciled,
       outputs: record?.outputs ?? {},
       retry: record?.retry ?? null,
@@ -182,7 +215,7 @@ export class TenantInfrastructureService {
         next ??= items.at(-1)?.tenantId ?? null;
         continue;
       }
-      items.push(this.entity(id, record, desired ? { oid: desired.blobOid, commit: desired.commit } : null, doc));
+      items.push(this.entity(id, record, desired ? { oid: desired.blobOid, commit: desired.commit, specDigest: desired.specDigest } : null, doc));
     }
     return { items, next, total, counts };
   }
@@ -276,12 +309,19 @@ export class TenantInfrastructureService {
     return { commit: result.commit, entity: after?.entity ?? null };
   }
 
-  reconcile(tenantId: string, caller: Caller): void {
+  /**
+   * `POST …/reconcile`, with Flux's `reconcile.fluxcd.io/requestedAt` semantics: the request carries a
+   * token (`{"requestedAt": "…"}`, or the time now); once a reconcile that saw it has ended, the
+   * tenant's `lastHandledReconcileAt` is that token.
+   */
+  async reconcile(tenantId: string, body: unknown, caller: Caller): Promise<{ requestedAt: string }> {
     assertTenantId(tenantId);
+    const requestedAt = requestedAtOf(body) ?? this.now().toISOString();
     if (!this.deps.store.get(tenantId) && !this.deps.loader.get(tenantId)) {
       throw apiError('E_TENANT_NOT_FOUND', `no tenant ${tenantId}`, { tenantId });
     }
-    this.deps.requestReconcile(tenantId, `api:${caller.requestId}`);
+    await this.deps.requestReconcile(tenantId, `api:${caller.requestId}`, requestedAt);
+    return { requestedAt };
   }
 
   private async commit(
@@ -309,6 +349,23 @@ export class TenantInfrastructureService {
     const head = result?.commit ?? (await this.head()) ?? '';
     return { commit: head, entity: after.entity, etag: after.etag };
   }
+}
+
+const REQUESTED_AT = /^[\x21-\x7e]{1,64}$/;
+
+/** The optional body of `POST …/reconcile`: nothing, or `{"requestedAt": "<token>"}`. */
+function requestedAtOf(body: unknown): string | null {
+  if (body === undefined) return null;
+  const bad = (path: string, message: string): never => {
+    throw apiError('E_VALIDATION', `the reconcile request body: ${path ? `${path} ` : ''}${message}`, { errors: [{ path, message }] });
+  };
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return bad('', 'must be an object such as {"requestedAt": "2026-01-01T00:00:00Z"}');
+  const unknown = Object.keys(body).filter((k) => k !== 'requestedAt');
+  if (unknown.length > 0) return bad(unknown[0] as string, 'is not a field of a reconcile request (only requestedAt is)');
+  const value = (body as { requestedAt?: unknown }).requestedAt;
+  if (value === undefined) return null;
+  if (typeof value !== 'string' || !REQUESTED_AT.test(value)) return bad('requestedAt', 'must be 1 to 64 printable characters without spaces (an RFC 3339 time is usual)');
+  return value;
 }
 
 function checkIfMatch(ifMatch: string | undefined, oid: string): void {

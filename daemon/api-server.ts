@@ -36,7 +36,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     loader: daemon.loader,
     publisher: daemon.publisher,
     nudge: (trigger) => void daemon.poll(trigger),
-    requestReconcile: (id, trigger) => daemon.requestReconcile(id, trigger),
+    requestReconcile: (id, trigger, requestedAt) => daemon.requestReconcile(id, trigger, requestedAt),
   });
   const events = new EventStreamHub(daemon.publisher);
   const metrics = createMetrics({ publisher: daemon.publisher, queue: daemon.queue, statuses: () => daemon.store.all().map((r) => r.status) });

@@ -232,8 +232,13 @@ export class TenantdDaemon {
     return { head, changed };
   }
 
-  /** Reconcile one tenant now, even if it is waiting for a retry or stalled (like `flux reconcile`). */
-  requestReconcile(tenantId: string, trigger: string): void {
+  /**
+   * Reconcile one tenant now, even if it is waiting for a retry or stalled (like `flux reconcile`).
+   * `requestedAt` is noted in the tenant's record first, so the request outlives a restart and the
+   * status shows it as `lastHandledReconcileAt` once a reconcile has handled it.
+   */
+  async requestReconcile(tenantId: string, trigger: string, requestedAt: string): Promise<void> {
+    await this.reconciler.requestReconcile(tenantId, requestedAt);
     this.queue.enqueue(tenantId, trigger, { force: true });
   }
 

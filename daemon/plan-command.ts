@@ -144,8 +144,9 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       const cache = new Map<string, DesiredStateLoader>();
       for (const f of await git.listFiles(statusCommit, STATUS_DIR)) {
         const tenantId = path.basename(f.path).replace(/\.ya?ml$/, '');
-        const status = parseYaml(await git.readBlob(f.oid)) as { status?: { observedCommit?: string | null } } | null;
-        const observed = status?.status?.observedCommit;
+        const status = parseYaml(await git.readBlob(f.oid)) as { status?: { appliedCommit?: string | null; observedCommit?: string | null } } | null;
+        // appliedCommit: what is applied (observedCommit may be a commit that was invalid); older status files only had observedCommit.
+        const observed = status?.status && 'appliedCommit' in status.status ? status.status.appliedCommit : status?.status?.observedCommit;
         if (!observed) continue;
         let loader = cache.get(observed);
         if (!loader) {

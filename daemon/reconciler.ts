@@ -9,6 +9,7 @@ import type { DesiredInfrastructureState, Operation, TenantRecord } from '../cor
 import { seenDesired, stateOf } from '../core/state/record.js';
 import type { TenantStateStore } from '../core/state/store.js';
 import { computeConditions } from '../core/status/conditions.js';
+import { countGeneration, noteObserved } from '../core/status/generation.js';
 import { STATUS_TRANSITIONS } from '../core/status/status-file.js';
 import { formatIssue, namespaceFor, type TenantInfrastructureDocument } from '../core/tenant/types.js';
 import type { InfrastructureProvider, PhaseResult, ProviderContext } from '../providers/provider.js';
@@ -88,17 +89,47 @@ export class InfrastructureReconciler {
   needsWork(tenantId: string, desired: DesiredInfrastructureState | null): boolean {
     const r = this.deps.store.get(tenantId);
     if (!r) return desired !== null;
-    if (r.operation || r.retry) return true;
+    if (r.operation || r.retry || unhandledRequest(r)) return true;
     if (!desired) return r.status !== 'DEPROVISIONED' && !(r.hold?.reason === 'DeletionProtected');
     return r.desired?.blobOid !== desired.blobOid || (r.status !== 'ACTIVE' && r.status !== 'INVALID' && r.status !== 'SUSPENDED');
   }
 
+  /**
+   * Note a reconcile request (`POST …/reconcile`) in the tenant's record before it is queued: it
+   * survives a restart, forces the next reconcile, and that reconcile, once it ends, marks it handled.
+   */
+  async requestReconcile(tenantId: string, requestedAt: string): Promise<void> {
+    const existing = this.deps.store.get(tenantId);
+    const record = existing ? structuredClone(existing) : this.newRecord(tenantId);
+    record.reconcileRequestedAt = requestedAt;
+    if (existing) {
+      // Only the request changed: nothing the status file shows.
+      await this.deps.store.put(record);
+    } else {
+      await this.save(record);
+    }
+  }
+
   async reconcile(req: ReconcileRequest): Promise<ReconcileOutcome> {
+    const asked = unhandledRequest(this.deps.store.get(req.tenantId));
+    const outcome = await this.reconcileDesired(asked ? { ...req, force: true } : req);
+    if (asked && outcome.kind !== 'interrupted') await this.markHandled(req.tenantId, asked);
+    return outcome;
+  }
+
+  private async markHandled(tenantId: string, requestedAt: string): Promise<void> {
+    const current = this.deps.store.get(tenantId);
+    if (!current || current.lastHandledReconcileAt === requestedAt) return;
+    await this.save({ ...structuredClone(current), lastHandledReconcileAt: requestedAt });
+  }
+
+  private async reconcileDesired(req: ReconcileRequest): Promise<ReconcileOutcome> {
     const { tenantId, desired } = req;
     const existing = this.deps.store.get(tenantId);
     if (!existing && !desired) return { kind: 'converged', status: 'DEPROVISIONED' };
     const record: TenantRecord = existing ? structuredClone(existing) : this.newRecord(tenantId);
     if (desired) record.desired = seenDesired(desired);
+    countGeneration(record, desired);
 
     if (!desired) return this.onRemoved(record, req);
     if (!desired.document || !desired.specDigest) return this.onInvalid(record, desired, req);
@@ -237,7 +268,8 @@ export class InfrastructureReconciler {
     record.hold = { reason: 'InvalidSpec', message };
     record.retry = null;
     if (record.status !== 'INVALID') {
-      await this.transition(record, 'INVALID', record.phase, req.trigger, {
+      // INVALID is no phase of any operation: the state is plain `INVALID` (a held operation keeps its phase in `operation`).
+      await this.transition(record, 'INVALID', null, req.trigger, {
         commit: desired.commit,
         errors: desired.issues.map(formatIssue),
       });
@@ -447,6 +479,11 @@ export class InfrastructureReconciler {
       outputs: {},
       lastPlan: null,
       hold: null,
+      generation: 0,
+      generationOf: null,
+      observed: null,
+      reconcileRequestedAt: null,
+      lastHandledReconcileAt: null,
       lastTransition: null,
       recentTransitions: [],
       createdAt: now,
@@ -482,9 +519,16 @@ export class InfrastructureReconciler {
 
   private async save(record: TenantRecord): Promise<void> {
     const now = this.now();
+    // A reconcile request may have been noted since this reconcile read the record: keep it.
+    record.reconcileRequestedAt = this.deps.store.get(record.tenantId)?.reconcileRequestedAt ?? record.reconcileRequestedAt;
     record.updatedAt = now.toISOString();
     record.conditions = computeConditions(record, now);
+    noteObserved(record);
     await this.deps.store.put(structuredClone(record));
     this.deps.onRecordChanged?.(record.tenantId);
   }
 }
+
+/** The token of a reconcile request no finished reconcile has handled yet, if any. */
+const unhandledRequest = (r: TenantRecord | undefined): string | null =>
+  r?.reconcileRequestedAt && r.reconcileRequestedAt !== r.lastHandledReconcileAt ? r.reconcileRequestedAt : null;

@@ -86,7 +86,7 @@ t.test('an unreachable cluster keeps PROVISIONING with a scheduled retry; it con
   const rec = store.get('down');
   t.equal(rec?.status, 'PROVISIONING', 'waiting is not a failure');
   t.match(rec?.retry, { attempt: 1, lastError: { code: 'E_CLUSTER_UNREACHABLE', kind: 'waiting', phase: 'Plan' }, nextAttemptAt: String });
-  t.match(rec?.conditions.find((c) => c.type === 'Reconciling'), { status: 'True', reason: 'Waiting' });
+  t.match(rec?.conditions.find((c) => c.type === 'Reconciling'), { status: 'True', reason: 'ProgressingWithRetry' });
   t.notOk((await states(log, 'down')).some((s) => s.startsWith('FAILED')));
 
   emu.setUnreachable(false);
@@ -109,7 +109,8 @@ t.test('a failed rollout leaves the tenant FAILED naming the object and reason, 
   t.equal(rec?.phase, 'Verify');
   t.match(rec?.conditions.find((c) => c.type === 'Ready'), {
     status: 'False',
-    reason: 'E_ROLLOUT_FAILED',
+    reason: 'RolloutFailed',
+    code: 'E_ROLLOUT_FAILED',
     message: /apps\/v1\/Deployment\/tenant-roll\/web failed: ProgressDeadlineExceeded/,
   });
 });
@@ -127,5 +128,5 @@ t.test('a field conflict stalls the tenant until a person acts', async (t) => {
   t.same(out, { kind: 'stalled', code: 'E_FIELD_CONFLICT' });
   const rec = store.get('own');
   t.equal(rec?.status, 'FAILED');
-  t.match(rec?.conditions.find((c) => c.type === 'Stalled'), { status: 'True', reason: 'E_FIELD_CONFLICT', message: /kubectl-edit/ });
+  t.match(rec?.conditions.find((c) => c.type === 'Stalled'), { status: 'True', reason: 'FieldConflict', code: 'E_FIELD_CONFLICT', message: /kubectl-edit/ });
 });

@@ -57,9 +57,21 @@ export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled';
 export interface Condition {
   type: ConditionType;
   status: 'True' | 'False' | 'Unknown';
+  /** CamelCase, as Kubernetes and Flux write reasons. */
   reason: string;
   message: string;
   lastTransitionTime: string;
+  /** The stable `E_…` code of the error this condition reports, when an error is its cause. */
+  code?: string;
+}
+
+/** The generation a reconcile last ran to its end, and the desired file it came from. */
+export interface ObservedGeneration {
+  generation: number;
+  /** The desired commit of that generation; null when the file was removed. */
+  commit: string | null;
+  /** Its spec digest; null when the file was removed or invalid. */
+  specDigest: string | null;
 }
 
 export interface AppliedState {
@@ -101,7 +113,20 @@ export interface TenantRecord {
   outputs: Record<string, string>;
   lastPlan: PlanSummary | null;
   /** Why the tenant is held (deletion protection, suspend, invalid file). */
-  hold: { reason: string; message: string } | null;
+  hold: { reason: string; message: string; code?: string } | null;
+  /**
+   * tenantd's count of the spec changes of `tenants/<id>.yaml` it has seen (Kubernetes'
+   * metadata.generation): it grows by one each time `generationOf` changes and never goes back.
+   */
+  generation: number;
+  /** What the current generation is (see core/status/generation.ts); null before any file was seen. */
+  generationOf: string | null;
+  /** The generation last reconciled to its end (status.observedGeneration); null until one is. */
+  observed: ObservedGeneration | null;
+  /** The token of the newest `POST …/reconcile` (Flux's reconcile.fluxcd.io/requestedAt). */
+  reconcileRequestedAt: string | null;
+  /** The token of the newest reconcile request a finished reconcile handled (Flux's lastHandledReconcileAt). */
+  lastHandledReconcileAt: string | null;
   /** The last transition written; re-appended to the log at start if a crash lost it. */
   lastTransition: InfrastructureStateTransition | null;
   /** The last few transitions, newest last, as the status file shows them (the log has them whole). */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import type { TenantRecord } from './record.js';
+import { upgradeRecord, type StoredRecord } from './upgrade.js';
 
 /**
  * Current-state documents in lowdb: one small JSON document per tenant under
@@ -26,7 +27,7 @@ export class TenantStateStore {
     for (const name of names) {
       const db = store.db(name.slice(0, -'.json'.length));
       await db.read();
-      if (db.data) store.records.set(db.data.tenantId, db.data);
+      if (db.data) store.records.set(db.data.tenantId, upgradeRecord(db.data as StoredRecord));
     }
     return store;
   }

@@ -8,21 +8,46 @@ export const statusPath = (tenantId: string): string => `${STATUS_DIR}/${tenantI
 /** How many transitions a status file keeps; the full history is in the transition log. */
 export const STATUS_TRANSITIONS = 5;
 
-/** The observed state of a tenant as committed to `status/<tenantId>.yaml` (schemas/status.schema.json). */
+/**
+ * What tenantd observed of a tenant's desired state, as the status file and the API both show it
+ * (one function, so the two never disagree): the generation reconciled to its end with the commit
+ * and digest it came from, the one applied last, and the last reconcile request handled.
+ */
+export function observedFields(record: TenantRecord): {
+  observedGeneration: number;
+  observedCommit: string | null;
+  observedSpecDigest: string | null;
+  appliedCommit: string | null;
+  appliedSpecDigest: string | null;
+  lastHandledReconcileAt: string | null;
+} {
+  return {
+    observedGeneration: record.observed?.generation ?? 0,
+    observedCommit: record.observed?.commit ?? null,
+    observedSpecDigest: record.observed?.specDigest ?? null,
+    appliedCommit: record.applied?.commit ?? null,
+    appliedSpecDigest: record.applied?.specDigest ?? null,
+    lastHandledReconcileAt: record.lastHandledReconcileAt,
+  };
+}
+
+/**
+ * The observed state of a tenant as committed to `status/<tenantId>.yaml` (schemas/status.schema.json).
+ * `metadata.generation` and `status.observedGeneration` sit where kstatus looks for them.
+ */
 export function statusDocument(record: TenantRecord): Record<string, unknown> {
   const issues = record.status === 'INVALID' ? (record.desired?.issues ?? []) : [];
   return {
     apiVersion: API_VERSION,
     kind: 'TenantInfrastructureStatus',
-    metadata: { tenantId: record.tenantId, id: record.id },
+    metadata: { tenantId: record.tenantId, id: record.id, generation: record.generation },
     status: sortKeysDeep({
       status: record.status,
       phase: record.phase,
       conditions: record.conditions,
       desiredCommit: record.desired?.commit ?? null,
       desiredSpecDigest: record.desired?.specDigest ?? null,
-      observedCommit: record.applied?.commit ?? null,
-      observedSpecDigest: record.applied?.specDigest ?? null,
+      ...observedFields(record),
       operation: record.operation
         ? { id: record.operation.id, kind: record.operation.kind, phase: record.operation.phase, commit: record.operation.target.commit }
         : null,

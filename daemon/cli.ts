@@ -5,13 +5,16 @@ import type { ApiAuthenticator } from '../api/app.js';
 import { createAuthenticator, ensureBootstrapToken } from '../api/auth/index.js';
 import { isTenantdError, TenantdError } from '../core/errors.js';
 import { startApiServer, type ApiServer } from './api-server.js';
-import { daemonHelp, parseDaemonConfig, type DaemonConfig } from './config.js';
+import packageJson from '../package.json' with { type: 'json' };
+import { helpText, parseCommand, stringFlag, type CommandSpec, type FlagValues } from './args.js';
+import { defaultFormat, locationRoot, type OutputFormat } from './ci-output.js';
+import { DAEMON_COMMAND, daemonConfigFrom, type DaemonConfig } from './config.js';
 import { TenantdDaemon } from './daemon.js';
 import { applyHeapPolicy } from './heap-policy.js';
 import { initTenantsRepo } from './init-repo.js';
-import { formatPlan, planCommand, parsePlanArgs } from './plan-command.js';
-import { tokenCommand } from './token-command.js';
-import { formatValidation, validatePaths } from './validate-command.js';
+import { formatPlan, PLAN_COMMAND, planArgsFrom, planCommand } from './plan-command.js';
+import { TOKEN_COMMAND, tokenCommand } from './token-command.js';
+import { formatValidation, VALIDATE_COMMAND, validatePaths } from './validate-command.js';
 
 export interface CliIo {
   argv: string[];
@@ -23,74 +26,119 @@ export interface CliIo {
   stopSignal: Promise<string>;
 }
 
-const USAGE = `Usage: tenantd <command> [options]
+const INIT_COMMAND: CommandSpec = {
+  name: 'init',
+  synopsis: '<dir>',
+  summary: 'Create a tenants repository (branch main) with the example tenants.',
+  flags: {},
+  positionals: { min: 1, max: 1, name: 'directory' },
+};
+
+const COMMANDS: Record<string, CommandSpec> = { daemon: DAEMON_COMMAND, validate: VALIDATE_COMMAND, plan: PLAN_COMMAND, init: INIT_COMMAND, token: TOKEN_COMMAND };
+
+const USAGE = `Usage: tenantd <command> [flags]
 
 Commands:
-  daemon             watch the tenants repository and reconcile (see tenantd daemon --help)
-  validate <paths…>  check tenant files; prints file:line:column errors, exit 1 if any is invalid
+  daemon             watch the tenants repository and reconcile
+  validate [paths…]  check tenant files; file:line:column errors, exit 1 if any is invalid
   plan               what would change per tenant between two revisions, or against the status
   init <dir>         create a tenants repository (branch main) with the example tenants
-  token <action>     create, list or revoke named API tokens (tenantd token --help)
+  token <action>     create, list or revoke named API tokens
+
+Run "tenantd <command> --help" for a command's flags; "tenantd --version" for the version.
 `;
 
-/** Runs one command; returns the process exit code. */
+const isUsageError = (err: unknown): err is TenantdError => isTenantdError(err) && (err.code === 'E_USAGE' || err.code === 'E_CONFIG');
+
+/** Runs one command; returns the process exit code (2 for a usage error). */
 export async function runCli(io: CliIo): Promise<number> {
   const [command, ...rest] = io.argv;
   try {
-    switch (command) {
-      case 'daemon':
-        return await daemonCommand(rest, io);
-      case 'validate': {
-        const result = await validatePaths(rest, io.cwd);
-        (result.issues.length ? io.err : io.out)(formatValidation(result));
-        return result.issues.length ? 1 : 0;
-      }
-      case 'plan': {
-        const args = parsePlanArgs(rest, io.cwd);
-        const plan = await planCommand(args);
-        io.out(formatPlan(plan));
-        if (plan.invalid > 0) return 1;
-        return args.detailedExitCode && plan.changed > 0 ? 2 : 0;
-      }
-      case 'token':
-        io.out(await tokenCommand(rest, io.cwd, io.env));
-        return 0;
-      case 'init': {
-        if (rest.length !== 1 || rest[0]?.startsWith('-')) {
-          io.err('Usage: tenantd init <dir>\n');
-          return 64;
-        }
-        const dir = path.resolve(io.cwd, rest[0] as string);
-        const commit = await initTenantsRepo(dir);
-        io.out(`Initialized a tenants repository in ${dir} (branch main, commit ${commit.slice(0, 12)})\n`);
-        return 0;
-      }
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        io.out(USAGE);
-        return command === undefined ? 64 : 0;
-      default:
-        io.err(`tenantd: unknown command "${command}"\n\n${USAGE}`);
-        return 64;
-    }
+    return await dispatch(command, rest, io);
   } catch (err: unknown) {
+    if (isUsageError(err)) {
+      // A usage message names its command itself ("tenantd validate: unknown flag --x").
+      io.err(err.code === 'E_USAGE' ? `${err.message}\n` : `tenantd: ${err.code}: ${err.message}\n`);
+      // With --detailed-exitcode, 2 means "changes": a mistyped flag must not read as that.
+      return command === 'plan' && rest.includes('--detailed-exitcode') ? 1 : 2;
+    }
     if (isTenantdError(err)) {
       io.err(`tenantd: ${err.code}: ${err.message}\n`);
-      return err.code === 'E_CONFIG' || err.code === 'E_USAGE' ? 64 : 1;
+      return 1;
     }
     io.err(`tenantd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }
 }
 
-async function daemonCommand(args: string[], io: CliIo): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    io.out(daemonHelp());
+async function dispatch(command: string | undefined, rest: string[], io: CliIo): Promise<number> {
+  // `token` has actions, each with its own flags: it parses its arguments itself.
+  if (command === 'token') {
+    io.out(await tokenCommand(rest, io.cwd, io.env));
     return 0;
   }
-  const config = parseDaemonConfig(args, io.env, io.cwd);
+  if (command !== undefined && Object.hasOwn(COMMANDS, command)) {
+    const spec = COMMANDS[command] as CommandSpec;
+    const parsed = parseCommand(spec, rest);
+    if (parsed.help) {
+      io.out(helpText(spec));
+      return 0;
+    }
+    return runCommand(command, parsed.values, parsed.positionals, io);
+  }
+  switch (command) {
+    case '--version':
+    case '-V':
+      io.out(`tenantd ${packageJson.version}\n`);
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h': {
+      const topic = rest[0] !== undefined && Object.hasOwn(COMMANDS, rest[0]) ? COMMANDS[rest[0]] : undefined;
+      io.out(topic ? helpText(topic) : USAGE);
+      return 0;
+    }
+    case undefined:
+      io.err(USAGE);
+      return 2;
+    default:
+      io.err(`tenantd: unknown ${command.startsWith('-') ? 'flag' : 'command'} ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function runCommand(command: string, values: FlagValues, positionals: string[], io: CliIo): Promise<number> {
+  const root = locationRoot(io.env, io.cwd);
+  const version = packageJson.version;
+  switch (command) {
+    case 'daemon':
+      return daemonCommand(daemonConfigFrom(values, io.env, io.cwd), io);
+    case 'validate': {
+      const format = (stringFlag(values, 'format') as OutputFormat | undefined) ?? defaultFormat(io.env);
+      const report = await validatePaths(positionals, io.cwd);
+      // Machine formats always go to stdout (redirected to a file, uploaded); text errors to stderr.
+      (format === 'text' && report.issues.length ? io.err : io.out)(formatValidation(report, format, { cwd: io.cwd, root, version }));
+      return report.issues.length ? 1 : 0;
+    }
+    case 'plan': {
+      const args = planArgsFrom(values, io.env, io.cwd);
+      const plan = await planCommand(args);
+      io.out(formatPlan(plan, args.format, { repo: args.repo, root, version }));
+      if (plan.invalid > 0) return 1;
+      return args.detailedExitCode && plan.changed > 0 ? 2 : 0;
+    }
+    case 'init': {
+      const dir = path.resolve(io.cwd, positionals[0] as string);
+      const commit = await initTenantsRepo(dir);
+      io.out(`Initialized a tenants repository in ${dir} (branch main, commit ${commit.slice(0, 12)})\n`);
+      return 0;
+    }
+    default:
+      throw new TenantdError('E_INTERNAL', 'stalled', `no runner for the command ${command}`);
+  }
+}
+
+async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
   applyHeapPolicy(io.env);
   const daemon = await TenantdDaemon.open(config, { write: io.out });
   const repo = config.repo ?? path.join(config.dataDir, 'tenants');

@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import path from 'node:path';
 import cron from 'node-cron';
 import { TenantdError } from '../core/errors.js';
 import type { BackoffPolicy } from '../core/backoff.js';
+import { parseCommand, usageError, type CommandSpec, type FlagValues } from './args.js';
 
 export const PROVIDERS = ['render', 'kubernetes', 'pulumi'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -69,10 +69,13 @@ const FLAGS = {
 } as const satisfies Record<string, { env: string; help: string; boolean?: true }>;
 type FlagName = keyof typeof FLAGS;
 
-export function daemonHelp(): string {
-  const lines = Object.entries(FLAGS).map(([flag, f]) => `  --${flag.padEnd(14)} ${f.env.padEnd(22)} ${f.help}`);
-  return `Usage: tenantd daemon [flags]\n\nEvery flag can also be set by its environment variable:\n${lines.join('\n')}\n`;
-}
+/** `tenantd daemon`'s flags, for the shared argument parser and its help. */
+export const DAEMON_COMMAND: CommandSpec = {
+  name: 'daemon',
+  synopsis: '[flags]',
+  summary: 'Watch the tenants repository, reconcile every tenant whose file changed, and serve the API.',
+  flags: Object.fromEntries(Object.entries(FLAGS).map(([flag, f]) => [flag, { type: 'boolean' in f ? 'boolean' : 'string', help: f.help, env: f.env }])),
+};
 
 const bad = (field: string, value: string, reason: string): TenantdError =>
   new TenantdError('E_CONFIG', 'stalled', `--${field} (${FLAGS[field as FlagName]?.env ?? field}) = ${JSON.stringify(value)}: ${reason}`, { field, value });
@@ -99,16 +102,14 @@ export function parsePoll(raw: string): PollSchedule {
 
 /** Flags win over environment variables, which win over defaults. A bad value is an E_CONFIG error now, not a crash later. */
 export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: string): DaemonConfig {
-  const options = Object.fromEntries(
-    Object.entries(FLAGS).map(([k, f]) => [k, { type: 'boolean' in f ? ('boolean' as const) : ('string' as const) }]),
-  );
-  let values: Record<string, string | undefined>;
-  try {
-    const parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values as Record<string, string | boolean | undefined>;
-    values = Object.fromEntries(Object.entries(parsed).map(([k, v]) => [k, v === true ? 'true' : v === false ? undefined : v]));
-  } catch (err: unknown) {
-    throw new TenantdError('E_CONFIG', 'stalled', err instanceof Error ? err.message : String(err), {});
-  }
+  const parsed = parseCommand(DAEMON_COMMAND, argv);
+  if (parsed.help) throw usageError(DAEMON_COMMAND, '--help is answered by the command line, not read as configuration');
+  return daemonConfigFrom(parsed.values, env, cwd);
+}
+
+/** The configuration from parsed flags (see parseCommand) and the environment. */
+export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd: string): DaemonConfig {
+  const values = Object.fromEntries(Object.entries(flags).map(([k, v]) => [k, v === true ? 'true' : v === false ? undefined : v]));
   const get = (flag: FlagName): string | undefined => {
     const v = values[flag] ?? env[FLAGS[flag].env];
     return v === undefined || v === '' ? undefined : v;

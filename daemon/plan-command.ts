@@ -1,18 +1,19 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { DesiredStateLoader } from '../core/desired/loader.js';
 import { TenantdError } from '../core/errors.js';
 import { GitStore } from '../core/git/store.js';
 import type { DesiredInfrastructureState } from '../core/state/record.js';
 import { STATUS_DIR } from '../core/status/status-file.js';
-import { formatIssue, type TenantInfrastructureDocument } from '../core/tenant/types.js';
+import { formatIssue, type TenantInfrastructureDocument, type ValidationIssue } from '../core/tenant/types.js';
 import type { InfrastructureProvider } from '../providers/provider.js';
 import { diffPaths } from '../providers/resources/diff.js';
 import { allObjects, objectRef, refKey, renderTenant } from '../providers/resources/renderer.js';
 import type { KubeObject } from '../providers/resources/types.js';
+import { stringFlag, usageError, type CommandSpec, type FlagValues } from './args.js';
+import { defaultFormat, githubAnnotation, githubGroup, issueFinding, OUTPUT_FORMATS, sarifLog, type Finding, type OutputFormat } from './ci-output.js';
 import { parseDaemonConfig } from './config.js';
 import { createProvider } from './providers.js';
 
@@ -24,7 +25,7 @@ export interface PlanArgs {
   to: string;
   statusBranch: string | null;
   detailedExitCode: boolean;
-  json: boolean;
+  format: OutputFormat;
   /** null: compare rendered objects (no backend needed); else ask that provider (cluster dry run, Pulumi preview). */
   provider: string | null;
   /** Flags passed through to the provider (kubeconfig, context, clusters file, Pulumi settings). */
@@ -43,7 +44,9 @@ export interface TenantPlan {
   action: 'create' | 'update' | 'delete' | 'invalid';
   fromCommit: string | null;
   objects: ObjectChange[];
+  /** An invalid tenant's problems, formatted `file:line:col: path: message`, and as data. */
   errors?: string[];
+  issues?: ValidationIssue[];
 }
 
 export interface PlanReport {
@@ -52,50 +55,47 @@ export interface PlanReport {
   tenants: TenantPlan[];
   changed: number;
   invalid: number;
-  json: boolean;
 }
 
-export function parsePlanArgs(argv: string[], cwd: string): PlanArgs {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        repo: { type: 'string' },
-        branch: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        'status-branch': { type: 'string' },
-        'detailed-exitcode': { type: 'boolean' },
-        json: { type: 'boolean' },
-        provider: { type: 'string' },
-        kubeconfig: { type: 'string' },
-        'kube-context': { type: 'string' },
-        'clusters-file': { type: 'string' },
-        'pulumi-backend': { type: 'string' },
-        'pulumi-project': { type: 'string' },
-        'pulumi-org': { type: 'string' },
-        'pulumi-secrets-provider': { type: 'string' },
-      },
-      strict: true,
-    }).values;
-  } catch (err: unknown) {
-    throw new TenantdError('E_USAGE', 'stalled', `${err instanceof Error ? err.message : String(err)}\nUsage: tenantd plan [--repo <path|url>] [--from <rev>] [--to <rev>] [--status-branch <b>] [--provider render|kubernetes|pulumi] [--detailed-exitcode] [--json]`);
-  }
-  const repo = (values.repo as string | undefined) ?? '.';
-  const branch = (values.branch as string | undefined) ?? 'main';
+const PROVIDER_FLAGS = ['kubeconfig', 'kube-context', 'clusters-file', 'pulumi-backend', 'pulumi-project', 'pulumi-org', 'pulumi-secrets-provider'] as const;
+
+export const PLAN_COMMAND: CommandSpec = {
+  name: 'plan',
+  synopsis: '[--repo <path|url>] [--from <rev>] [--to <rev>] [--provider render|kubernetes|pulumi] [--detailed-exitcode] [--format text|json|github|sarif]',
+  summary: 'Per tenant, what would be created, changed or deleted between two revisions, or between a revision and what the status files say is applied. Reads git only.',
+  flags: {
+    repo: { type: 'string', help: 'path or http(s) URL of the tenants repository (default .)' },
+    branch: { type: 'string', help: 'branch to read (default main)' },
+    from: { type: 'string', help: 'base revision; default: each tenant as of the commit its status file says was applied' },
+    to: { type: 'string', help: 'target revision (default: the branch)' },
+    'status-branch': { type: 'string', help: 'read status files from this branch' },
+    'detailed-exitcode': { type: 'boolean', help: 'exit 2 when there are changes, 0 when none, 1 on error (as terraform)' },
+    format: { type: 'string', values: OUTPUT_FORMATS, help: 'output format (default github when GITHUB_ACTIONS=true, else text)' },
+    json: { type: 'boolean', help: 'the same as --format json' },
+    provider: { type: 'string', values: ['render', 'kubernetes', 'pulumi'], help: 'ask this backend instead of comparing rendered objects (default render)' },
+    ...Object.fromEntries(PROVIDER_FLAGS.map((f) => [f, { type: 'string', help: `as for tenantd daemon --${f}` }])),
+  },
+  notes: 'Exit codes: 0 no changes (or changes without --detailed-exitcode), 1 an invalid tenant or an error, 2 changes with --detailed-exitcode; a usage error exits 2, or 1 with --detailed-exitcode.',
+};
+
+export function planArgsFrom(values: FlagValues, env: NodeJS.ProcessEnv, cwd: string): PlanArgs {
+  const format = stringFlag(values, 'format');
+  if (values['json'] === true && format !== undefined && format !== 'json') throw usageError(PLAN_COMMAND, `--json contradicts --format ${format}`, { flag: 'json' });
+  const repo = stringFlag(values, 'repo') ?? '.';
+  const branch = stringFlag(values, 'branch') ?? 'main';
   return {
     repo: /^https?:\/\//i.test(repo) ? repo : path.resolve(cwd, repo),
     branch,
-    from: (values.from as string | undefined) ?? null,
-    to: (values.to as string | undefined) ?? branch,
-    statusBranch: (values['status-branch'] as string | undefined) ?? null,
+    from: stringFlag(values, 'from') ?? null,
+    to: stringFlag(values, 'to') ?? branch,
+    statusBranch: stringFlag(values, 'status-branch') ?? null,
     detailedExitCode: values['detailed-exitcode'] === true,
-    json: values.json === true,
-    provider: (values.provider as string | undefined) ?? null,
-    providerFlags: ['kubeconfig', 'kube-context', 'clusters-file', 'pulumi-backend', 'pulumi-project', 'pulumi-org', 'pulumi-secrets-provider'].flatMap((f) =>
-      typeof values[f] === 'string' ? [`--${f}`, values[f] as string] : [],
-    ),
+    format: values['json'] === true ? 'json' : ((format as OutputFormat | undefined) ?? defaultFormat(env)),
+    provider: stringFlag(values, 'provider') ?? null,
+    providerFlags: PROVIDER_FLAGS.flatMap((f) => {
+      const v = stringFlag(values, f);
+      return v === undefined ? [] : [`--${f}`, v];
+    }),
     cwd,
   };
 }
@@ -165,7 +165,7 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       const prev = baseline.get(tenantId) ?? null;
       const next = after.get(tenantId);
       if (next && !next.document) {
-        tenants.push({ tenantId, action: 'invalid', fromCommit: prev?.commit ?? null, objects: [], errors: next.issues.map(formatIssue) });
+        tenants.push({ tenantId, action: 'invalid', fromCommit: prev?.commit ?? null, objects: [], errors: next.issues.map(formatIssue), issues: next.issues });
         continue;
       }
       if (prev?.specDigest && next?.specDigest === prev.specDigest) continue;
@@ -182,7 +182,6 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       tenants,
       changed: tenants.filter((t) => t.action !== 'invalid').length,
       invalid: tenants.filter((t) => t.action === 'invalid').length,
-      json: args.json,
     };
   } finally {
     await fsp.rm(scratch, { recursive: true, force: true });
@@ -219,8 +218,57 @@ async function resolveRev(git: GitStore, rev: string): Promise<string> {
 
 const SIGN = { create: '+', update: '~', replace: '-/+', delete: '-' } as const;
 
-export function formatPlan(plan: PlanReport): string {
-  if (plan.json) return `${JSON.stringify({ base: plan.base, target: plan.target, tenants: plan.tenants }, null, 2)}\n`;
+export interface PlanOutputContext {
+  /** The repository as given (an absolute path, or a URL whose files have no local path). */
+  repo: string;
+  /** Annotation and SARIF paths are relative to this directory (the checkout). */
+  root: string;
+  version: string;
+}
+
+/** The one place a plan is formatted, in every output format. */
+export function formatPlan(plan: PlanReport, format: OutputFormat, ctx: PlanOutputContext): string {
+  switch (format) {
+    case 'json':
+      return `${JSON.stringify({ base: plan.base, target: plan.target, tenants: plan.tenants }, null, 2)}\n`;
+    case 'sarif':
+      return `${JSON.stringify(sarifLog(planFindings(plan, ctx), { root: ctx.root, version: ctx.version, informationUri: 'https://tenantd.io' }), null, 2)}\n`;
+    case 'github': {
+      const text = planText(plan);
+      const summary = text.trimEnd().split('\n').at(-1) ?? '';
+      return `${githubGroup(`tenantd plan: ${summary}`, text)}${planFindings(plan, ctx).map((f) => `${githubAnnotation(f, ctx.root)}\n`).join('')}`;
+    }
+    case 'text':
+      return planText(plan);
+  }
+}
+
+const PLAN_VERB = { create: 'will be created', update: 'will be updated', delete: 'will be deleted' } as const;
+const countOf = (objects: ObjectChange[], action: ObjectChange['action']): number => objects.filter((o) => o.action === action).length;
+
+/** Per changed tenant a notice (a warning for a delete), per problem of an invalid tenant an error, each on the tenant's file. */
+function planFindings(plan: PlanReport, ctx: PlanOutputContext): Finding[] {
+  const local = !/^https?:\/\//i.test(ctx.repo);
+  const fileOf = (repoPath: string): string => (local ? path.join(ctx.repo, repoPath) : repoPath);
+  return plan.tenants.flatMap((t): Finding[] => {
+    if (t.action === 'invalid') return (t.issues ?? []).map((i) => issueFinding(i, fileOf(i.file), 'error'));
+    const counts = (['create', 'update', 'replace', 'delete'] as const).filter((a) => countOf(t.objects, a) > 0).map((a) => `${SIGN[a]}${countOf(t.objects, a)} to ${a === 'update' ? 'change' : a}`);
+    const fields = [...new Set(t.objects.flatMap((o) => o.fields ?? []))].sort();
+    return [
+      {
+        level: t.action === 'delete' ? 'warning' : 'notice',
+        file: fileOf(`tenants/${t.tenantId}.yaml`),
+        line: 0,
+        column: 0,
+        rule: { id: `tenant-plan/${t.action}`, description: `A tenant that ${PLAN_VERB[t.action]}` },
+        title: `tenant ${t.tenantId} ${PLAN_VERB[t.action]}`,
+        message: `tenant ${t.tenantId} ${PLAN_VERB[t.action]}: ${counts.join(', ') || 'no object changes'}${fields.length ? ` (fields: ${fields.join(', ')})` : ''}`,
+      },
+    ];
+  });
+}
+
+function planText(plan: PlanReport): string {
   const lines: string[] = [`Plan: ${plan.base.slice(0, 19)} → ${plan.target.slice(0, 12)}`];
   for (const t of plan.tenants) {
     lines.push('');

@@ -2,13 +2,31 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { formatIssue, type ValidationIssue } from '../core/tenant/types.js';
 import { parseTenantFile } from '../core/tenant/validate.js';
+import type { CommandSpec } from './args.js';
+import { githubAnnotation, issueFinding, OUTPUT_FORMATS, sarifLog, type Finding, type OutputFormat } from './ci-output.js';
+
+export const VALIDATE_COMMAND: CommandSpec = {
+  name: 'validate',
+  synopsis: '[--format text|json|github|sarif] [paths…]',
+  summary: 'Check tenant files: files, or directories of *.yaml (a repository root means its tenants/; default tenants). Every problem in every file is reported at once, with file:line:column.',
+  flags: { format: { type: 'string', values: OUTPUT_FORMATS, help: 'output format (default github when GITHUB_ACTIONS=true, else text)' } },
+  positionals: { min: 0, max: Infinity, name: 'path' },
+  notes: 'Formats: text (file:line:col: field: message), json, github (::error workflow commands: annotations on the pull request), sarif (SARIF 2.1.0, for code scanning).\nExit codes: 0 all valid, 1 any file invalid, 2 a usage error.',
+};
+
+/** What `tenantd validate` found: errors make a file invalid; warnings (deprecations) do not. */
+export interface ValidationReport {
+  files: number;
+  issues: ValidationIssue[];
+  warnings: ValidationIssue[];
+}
 
 /**
  * `tenantd validate <paths…>`: files, or directories searched for `*.yaml`/`*.yml` (a tenants
  * repository's root means its `tenants/`). Paths in messages are as the user gave them, relative
  * to the current directory, so a pull-request check can link `file:line:column`.
  */
-export async function validatePaths(paths: string[], cwd: string): Promise<{ files: number; issues: ValidationIssue[] }> {
+export async function validatePaths(paths: string[], cwd: string): Promise<ValidationReport> {
   const files: string[] = [];
   for (const p of paths.length ? paths : ['tenants']) {
     const abs = path.resolve(cwd, p);
@@ -38,16 +56,35 @@ export async function validatePaths(paths: string[], cwd: string): Promise<{ fil
     const result = parseTenantFile(shown, text);
     if (!result.ok) issues.push(...result.issues);
   }
-  return { files: files.length, issues };
+  return { files: files.length, issues, warnings: [] };
 }
 
-export function formatValidation(result: { files: number; issues: ValidationIssue[] }): string {
-  const lines = result.issues.map(formatIssue);
-  const bad = new Set(result.issues.map((i) => i.file)).size;
-  lines.push(
-    result.issues.length === 0
-      ? `${result.files} tenant file(s) valid`
-      : `${result.issues.length} error(s) in ${bad} of ${result.files} tenant file(s)`,
-  );
-  return `${lines.join('\n')}\n`;
+export interface OutputContext {
+  /** Issue paths are relative to this directory. */
+  cwd: string;
+  /** Annotation and SARIF paths are relative to this one (the checkout). */
+  root: string;
+  version: string;
+}
+
+/** The one place validation results are formatted, in every output format. */
+export function formatValidation(report: ValidationReport, format: OutputFormat, ctx: OutputContext): string {
+  const bad = new Set(report.issues.map((i) => i.file)).size;
+  const summary =
+    (report.issues.length === 0 ? `${report.files} tenant file(s) valid` : `${report.issues.length} error(s) in ${bad} of ${report.files} tenant file(s)`) +
+    (report.warnings.length ? `, ${report.warnings.length} warning(s)` : '');
+  const findings = (): Finding[] => [
+    ...report.issues.map((i) => issueFinding(i, path.resolve(ctx.cwd, i.file), 'error')),
+    ...report.warnings.map((i) => issueFinding(i, path.resolve(ctx.cwd, i.file), 'warning')),
+  ];
+  switch (format) {
+    case 'json':
+      return `${JSON.stringify({ valid: report.issues.length === 0, files: report.files, invalidFiles: bad, errors: report.issues, warnings: report.warnings }, null, 2)}\n`;
+    case 'sarif':
+      return `${JSON.stringify(sarifLog(findings(), { root: ctx.root, version: ctx.version, informationUri: 'https://tenantd.io' }), null, 2)}\n`;
+    case 'github':
+      return `${[...findings().map((f) => githubAnnotation(f, ctx.root)), summary].join('\n')}\n`;
+    case 'text':
+      return `${[...report.issues.map(formatIssue), ...report.warnings.map((w) => `warning: ${formatIssue(w)}`), summary].join('\n')}\n`;
+  }
 }

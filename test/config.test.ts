@@ -41,7 +41,7 @@ t.test('bad values are E_CONFIG errors naming the flag', async (t) => {
   for (const [argv, env, field] of cases) {
     t.throws(() => parseDaemonConfig(argv, env, '/'), { code: 'E_CONFIG', data: { field } }, `${argv.join(' ')} ${JSON.stringify(env)}`);
   }
-  t.throws(() => parseDaemonConfig(['--nope'], {}, '/'), { code: 'E_CONFIG' }, 'unknown flags are refused');
+  t.throws(() => parseDaemonConfig(['--nope'], {}, '/'), { code: 'E_USAGE', message: /--nope/ }, 'unknown flags are refused, named');
 });
 
 t.test('poll accepts seconds, "Ns", 0 (off) and cron expressions', async (t) => {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { DASHBOARD_CSP } from '../api/static.js';
+import { conditionTone } from '../web/src/conditions.js';
 import { formatDuration, relativeTime, shortSha, toYaml } from '../web/src/format.js';
 import { SseParser } from '../web/src/sse-parser.js';
 import { reconcilesOf, widths } from '../web/src/timeline.js';
@@ -47,6 +48,20 @@ for (const id of FILLER) {
 }
 const ALL_IDS = Object.keys(EXPECTED).sort();
 
+/** The dashboard's palette, as the browser computes it (from styles.css's custom properties). */
+const colour = { ok: 'rgb(31, 138, 76)', bad: 'rgb(198, 40, 40)', busy: 'rgb(47, 91, 234)', ink: 'rgb(29, 35, 48)' };
+
+/** Each condition row's status and the colour the browser draws it in. */
+async function conditionColours(page: Page): Promise<Record<string, [string, string]>> {
+  const rows = page.locator('[data-testid="conditions"] tbody tr[data-type]');
+  const out: Record<string, [string, string]> = {};
+  for (const row of await rows.all()) {
+    const cell = row.locator('td.cond-status');
+    out[(await row.getAttribute('data-type')) as string] = [((await cell.textContent()) ?? '').trim(), await cell.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(el).color)];
+  }
+  return out;
+}
+
 const bumpStorage = async (repo: string, id: string): Promise<string> => {
   const file = path.join(repo, 'tenants', `${id}.yaml`);
   const text = await fsp.readFile(file, 'utf8');
@@ -74,6 +89,23 @@ t.test('SSE parser: frames split anywhere, ids persist, comments and retry are h
     t.equal(p.retryMs, 2000);
     t.equal(p.lastEventId, '2');
   }
+});
+
+t.test('condition tones follow polarity: Stalled=True and Ready=False are bad, a False Stalled or Reconciling is normal', async (t) => {
+  const tones = Object.fromEntries(
+    ['Ready', 'Stalled', 'Reconciling'].flatMap((type) => (['True', 'False', 'Unknown'] as const).map((status) => [`${type}=${status}`, conditionTone({ type: type as 'Ready', status })])),
+  );
+  t.same(tones, {
+    'Ready=True': 'good',
+    'Ready=False': 'bad',
+    'Ready=Unknown': 'unknown',
+    'Stalled=True': 'bad',
+    'Stalled=False': 'normal',
+    'Stalled=Unknown': 'unknown',
+    'Reconciling=True': 'progressing',
+    'Reconciling=False': 'normal',
+    'Reconciling=Unknown': 'unknown',
+  });
 });
 
 t.test('timeline: one bar per phase; a failed phase, its backoff and the retry are marked', async (t) => {
@@ -238,6 +270,7 @@ if (availability.kind === 'skip') {
       await issues.waitFor();
       t.match(await issues.textContent(), '<script>alert(3)</script>', 'a validation error quoting markup is text');
       t.match(await page.getByTestId('conditions').textContent(), 'InvalidSpec');
+      t.same(await conditionColours(page), { Ready: ['False', colour.bad], Reconciling: ['False', colour.ink], Stalled: ['True', colour.bad] }, 'an invalid tenant: Stalled=True and Ready=False in red');
       t.equal(await page.evaluate('document.scripts.length'), 1, 'the bundle is the only script');
       t.same(dialogs, [], 'no dialog was opened (alert never ran)');
     });
@@ -271,6 +304,7 @@ if (availability.kind === 'skip') {
       await page.getByTestId('spec').waitFor();
       t.match(await page.getByTestId('spec').textContent(), /tenantId: initech[\s\S]*storageGb: 20/, 'the spec as committed');
       t.match(await page.getByTestId('conditions').textContent(), /Ready.*True.*ReconciliationSucceeded/);
+      t.same(await conditionColours(page), { Ready: ['True', colour.ok], Reconciling: ['False', colour.ink], Stalled: ['False', colour.ink] }, 'a healthy tenant: Ready=True in green, nothing else coloured');
       t.ok((await page.getByTestId('outputs').textContent())?.includes('tenant-initech'), 'outputs');
       t.match(await page.getByTestId('plan').textContent(), /create/, 'the last plan');
       t.equal(await page.locator('[data-testid="timeline"] > li').count(), 1, 'one reconcile so far');
@@ -285,6 +319,8 @@ if (availability.kind === 'skip') {
       await newest.locator('.bar-failed[data-phase="Deploy"]').waitFor({ timeout: 10_000 });
       await newest.locator('.bar.retry.open[data-phase="Deploy"]').waitFor({ timeout: 10_000 });
       await page.getByTestId('tenant-status').filter({ hasText: 'UPDATING' }).waitFor();
+      await page.locator('[data-testid="conditions"] tr[data-type="Reconciling"][data-tone="progressing"]').waitFor();
+      t.match(await conditionColours(page), { Reconciling: ['True', colour.busy] }, 'a reconcile in progress in blue');
       t.equal(await newest.getAttribute('data-outcome'), 'running');
       t.match(await newest.locator('.failures').textContent(), 'E_TEST_INJECTED — quota <b>exceeded</b>', 'the error is text');
       t.equal(await newest.locator('.bar-backoff').count(), 1, 'the wait before the retry is drawn');

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren, JSX } from 'preact';
 import { ApiError } from './api.js';
 import type { ViewProps } from './app.js';
+import { conditionTone, TONE_LABEL } from './conditions.js';
 import { formatDuration, localTime, relativeTime, shortSha, toYaml } from './format.js';
 import { useLatest, useNow, useThrottled } from './hooks.js';
 import { reconcilesOf, widths, type Bar, type Reconcile } from './timeline.js';
@@ -240,15 +241,20 @@ export function TenantView({ api, live, onAuthError, id }: ViewProps & { id: str
               </tr>
             </thead>
             <tbody>
-              {entity.conditions.map((c) => (
-                <tr key={c.type} class={`cond-${c.status}`}>
-                  <td>{c.type}</td>
-                  <td>{c.status}</td>
-                  <td>{c.reason}</td>
-                  <td class="message">{c.message}</td>
-                  <td title={localTime(c.lastTransitionTime)}>{relativeTime(c.lastTransitionTime, now)}</td>
-                </tr>
-              ))}
+              {entity.conditions.map((c) => {
+                const tone = conditionTone(c);
+                return (
+                  <tr key={c.type} class={`cond-${c.status}`} data-type={c.type} data-tone={tone}>
+                    <td>{c.type}</td>
+                    <td class={`cond-status tone-${tone}`} title={`${c.type}=${c.status}: ${TONE_LABEL[tone]}`}>
+                      {c.status}
+                    </td>
+                    <td>{c.reason}</td>
+                    <td class="message">{c.message}</td>
+                    <td title={localTime(c.lastTransitionTime)}>{relativeTime(c.lastTransitionTime, now)}</td>
+                  </tr>
+                );
+              })}
               {entity.conditions.length === 0 && (
                 <tr>
                   <td colSpan={5} class="empty">

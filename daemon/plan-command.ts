@@ -14,7 +14,7 @@ import { allObjects, objectRef, refKey, renderTenant } from '../providers/resour
 import type { KubeObject } from '../providers/resources/types.js';
 import { stringFlag, usageError, type CommandSpec, type FlagValues } from './args.js';
 import { defaultFormat, githubAnnotation, githubGroup, issueFinding, OUTPUT_FORMATS, sarifLog, type Finding, type OutputFormat } from './ci-output.js';
-import { parseDaemonConfig } from './config.js';
+import { parseDaemonConfig, PROVIDERS } from './config.js';
 import { createProvider } from './providers.js';
 
 export interface PlanArgs {
@@ -72,7 +72,7 @@ export const PLAN_COMMAND: CommandSpec = {
     'detailed-exitcode': { type: 'boolean', help: 'exit 2 when there are changes, 0 when none, 1 on error (as terraform)' },
     format: { type: 'string', values: OUTPUT_FORMATS, help: 'output format (default github when GITHUB_ACTIONS=true, else text)' },
     json: { type: 'boolean', help: 'the same as --format json' },
-    provider: { type: 'string', values: ['render', 'kubernetes', 'pulumi'], help: 'ask this backend instead of comparing rendered objects (default render)' },
+    provider: { type: 'string', values: PROVIDERS, help: 'ask this backend instead of comparing rendered objects (default render)' },
     ...Object.fromEntries(PROVIDER_FLAGS.map((f) => [f, { type: 'string', help: `as for tenantd daemon --${f}` }])),
   },
   notes: 'Exit codes: 0 no changes (or changes without --detailed-exitcode), 1 an invalid tenant or an error, 2 changes with --detailed-exitcode; a usage error exits 2, or 1 with --detailed-exitcode.',

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
 import { DesiredStateLoader } from '../core/desired/loader.js';
+import type { DurableFs } from '../core/durable-fs.js';
 import { toTenantdError } from '../core/errors.js';
 import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher } from '../core/events/publisher.js';
 import { gcAuto } from '../core/git/gc.js';
@@ -12,6 +13,7 @@ import type { InfrastructureProvider } from '../providers/provider.js';
 import type { DaemonConfig } from './config.js';
 import { ensureEmbeddedRepo } from './init-repo.js';
 import { acquireDataDirLock } from './lock.js';
+import { logLine } from './log-line.js';
 import { createProvider } from './providers.js';
 import { TenantQueue } from './queue.js';
 import { InfrastructureReconciler } from './reconciler.js';
@@ -27,6 +29,8 @@ export interface DaemonDeps {
   random?: () => number;
   /** Where event lines go (default stdout). */
   write?: (line: string) => void;
+  /** The file system of the records and the transition log (tests: failing writes, power cuts). */
+  fs?: DurableFs;
 }
 
 export interface PollResult {
@@ -69,7 +73,7 @@ export class TenantdDaemon {
       const timers = deps.timers ?? realTimers;
       const now = deps.now ?? (() => new Date(timers.now()));
       const write = deps.write ?? ((line: string) => void process.stdout.write(line));
-      const publisher = new ReconciliationEventPublisher(now, (err) => write(`subscriber failed: ${String(err)}\n`));
+      const publisher = new ReconciliationEventPublisher(now, (err) => write(logLine(config.logFormat, 'error', `event subscriber failed: ${String(err)}`)));
       publisher.subscribe(config.logFormat === 'json' ? jsonLineSubscriber(write) : humanLineSubscriber(write));
 
       const repo = config.repo ?? (await ensureEmbeddedRepo(path.join(config.dataDir, 'tenants'), config.branch));
@@ -80,8 +84,8 @@ export class TenantdDaemon {
         ...(config.gitToken ? { token: config.gitToken } : {}),
         now,
       });
-      const store = await TenantStateStore.open(config.dataDir);
-      const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl') });
+      const store = await TenantStateStore.open(config.dataDir, deps.fs ? { fs: deps.fs } : {});
+      const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl'), ...(deps.fs ? { fs: deps.fs } : {}) });
       const provider = deps.provider ?? (await createProvider(config));
       // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
       const self: { daemon?: TenantdDaemon } = {};
@@ -111,8 +115,8 @@ export class TenantdDaemon {
         async (job, signal) => {
           const d = self.daemon as TenantdDaemon;
           if (job.kind === 'drift') {
-            await reconciler.checkDrift(job.tenantId, signal);
-            return undefined;
+            const drift = await reconciler.checkDrift(job.tenantId, signal);
+            return drift.retryAt ? { retryAt: drift.retryAt, retryTrigger: 'retry' } : undefined;
           }
           const outcome = await reconciler.reconcile({
             tenantId: job.tenantId,
@@ -126,7 +130,7 @@ export class TenantdDaemon {
           return outcome.kind === 'retry' ? { retryAt: outcome.at, retryTrigger: `retry:${outcome.attempt}` } : undefined;
         },
         timers,
-        (err, job) => write(`${JSON.stringify({ level: 'error', msg: 'reconcile crashed', tenantId: job.tenantId, error: String(err) })}\n`),
+        (err, job) => write(logLine(config.logFormat, 'error', `reconcile of ${job.tenantId} crashed: ${String(err)}`, { tenantId: job.tenantId })),
       );
       const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, publisher, releaseLock);
       self.daemon = daemon;

@@ -46,7 +46,7 @@ for (const format of ['json', 'human'] as const) {
         await server.close();
         await fsp.rm(dir, { recursive: true, force: true });
       });
-      await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.stdout()), 60_000, 'the API to listen').catch((err: unknown) => {
+      await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.stdout()), 180_000, 'the API to listen').catch((err: unknown) => {
         t.comment(p.output());
         throw err;
       });

@@ -3,12 +3,14 @@
  *
  *   node dist/bench/run.js [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200]
  *                          [--concurrency 4] [--log-entries 100000] [--out bench/results/latest.json]
+ *                          [--failing-tenants 1000] [--failing-hours 1]
  *                          [--only name,name] [--keep] [--child-cpu-prof DIR]
  *
  * For each size it generates a tenants repository (git fast-import), then measures change
  * detection, cold load, full reconcile (daemon in a child process: wall time and peak RSS), status
  * write-back, and — against a running daemon with the API on 127.0.0.1 — no-op polls, signed
- * webhooks and a burst of concurrent provision requests; the transition log once. It prints one
+ * webhooks and a burst of concurrent provision requests; the transition log once; once, the status
+ * commits per hour of a fleet whose cluster is unreachable (on a simulated clock). It prints one
  * table (median, min, max; native git and the ratio where git does the same work) and writes it as
  * JSON. It asserts nothing about time: the "met" column only reports what this run measured.
  */
@@ -20,13 +22,14 @@ import { parseArgs } from 'node:util';
 import { gitVersion } from './lib/git.js';
 import { formatTable, machine, row, figure, type Row } from './lib/report.js';
 import { changeDetection, coldLoad } from './scenarios/git-read.js';
+import { failingFleet } from './scenarios/failing-fleet.js';
 import { fullReconcile } from './scenarios/reconcile.js';
 import { createTenantsRepo } from './scenarios/repo.js';
 import { serveScenarios } from './scenarios/serve.js';
 import { statusWriteBack } from './scenarios/status-writeback.js';
 import { transitionLog } from './scenarios/transition-log.js';
 
-export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'log'] as const;
+export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'log', 'failing'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -37,6 +40,8 @@ export interface BenchOptions {
   concurrency: number;
   logEntries: number;
   statusChanged: number;
+  failingTenants: number;
+  failingHours: number;
   out: string | null;
   only: Set<Scenario>;
   keep: boolean;
@@ -71,6 +76,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       concurrency: { type: 'string', default: '4' },
       'log-entries': { type: 'string', default: '100000' },
       'status-changed': { type: 'string', default: '1000' },
+      'failing-tenants': { type: 'string', default: '1000' },
+      'failing-hours': { type: 'string', default: '1' },
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       only: { type: 'string' },
@@ -101,6 +108,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     concurrency: positiveInt('concurrency', values.concurrency as string),
     logEntries: positiveInt('log-entries', values['log-entries'] as string, 0),
     statusChanged: positiveInt('status-changed', values['status-changed'] as string),
+    failingTenants: positiveInt('failing-tenants', values['failing-tenants'] as string),
+    failingHours: positiveInt('failing-hours', values['failing-hours'] as string),
     out: values['no-write'] ? null : path.resolve(values.out ?? path.join(packageRoot(), 'bench', 'results', 'latest.json')),
     only,
     keep: values.keep as boolean,
@@ -111,7 +120,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
 
 function readmeUsage(): string {
   return 'Usage: npm run bench -- [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--concurrency 4]\n' +
-    '                        [--log-entries 100000] [--status-changed 1000] [--out FILE | --no-write] [--only ' + SCENARIOS.join(',') + '] [--keep]';
+    '                        [--log-entries 100000] [--status-changed 1000] [--failing-tenants 1000] [--failing-hours 1] [--out FILE | --no-write] [--only ' + SCENARIOS.join(',') + '] [--keep]';
 }
 
 const childArgs = (o: BenchOptions): string[] => (o.childCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.childCpuProf}`] : []);
@@ -132,7 +141,8 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
   const peaks = new Map<number, number>();
   progress(`temporary directory ${root}`);
   try {
-    for (const n of o.sizes) {
+    const perSize: readonly Scenario[] = ['change', 'cold-load', 'reconcile', 'status', 'serve'];
+    for (const n of perSize.some((s) => o.only.has(s)) ? o.sizes : []) {
       const sizeRoot = path.join(root, `n${n}`);
       await fsp.mkdir(sizeRoot, { recursive: true });
       const chainLength = o.only.has('change') ? Math.max(o.runs * 4, 5) : 0;
@@ -204,6 +214,10 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
       progress(`transition log: ${o.logEntries} existing entries…`);
       rows.push(...(await transitionLog(root, o.logEntries, o.runs, 100)));
     }
+    if (o.only.has('failing')) {
+      progress(`failing fleet: ${o.failingTenants} tenants, cluster unreachable, ${o.failingHours} simulated hour(s)…`);
+      rows.push(...(await failingFleet({ root, tenants: o.failingTenants, concurrency: o.concurrency, hours: o.failingHours })));
+    }
   } finally {
     if (!o.keep) await fsp.rm(root, { recursive: true, force: true });
     else progress(`kept ${root}`);
@@ -217,7 +231,7 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
     machine: machine(await gitVersion(), os.tmpdir()),
     // Other work on the machine skews the figures: the 1-minute load average before and after.
     loadAverage: { before: loadBefore.map((x) => Math.round(x * 100) / 100), after: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged },
+    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged, failingTenants: o.failingTenants, failingHours: o.failingHours },
     rows,
     table: table.split('\n'),
   };

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ApiAuthenticator } from '../api/app.js';
 import { createAuthenticator, ensureBootstrapToken } from '../api/auth/index.js';
 import { isTenantdError, TenantdError } from '../core/errors.js';
+import type { LogLevel } from '../core/events/publisher.js';
 import { startApiServer, type ApiServer } from './api-server.js';
 import packageJson from '../package.json' with { type: 'json' };
 import { helpText, parseCommand, stringFlag, type CommandSpec, type FlagValues } from './args.js';
@@ -11,6 +13,7 @@ import { defaultFormat, locationRoot, type OutputFormat } from './ci-output.js';
 import { DAEMON_COMMAND, daemonConfigFrom, type DaemonConfig } from './config.js';
 import { TenantdDaemon } from './daemon.js';
 import { applyHeapPolicy } from './heap-policy.js';
+import { displayRepo, logLine } from './log-line.js';
 import { initTenantsRepo } from './init-repo.js';
 import { formatPlan, PLAN_COMMAND, planArgsFrom, planCommand } from './plan-command.js';
 import { TOKEN_COMMAND, tokenCommand } from './token-command.js';
@@ -142,16 +145,17 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
   applyHeapPolicy(io.env);
   const daemon = await TenantdDaemon.open(config, { write: io.out });
   const repo = config.repo ?? path.join(config.dataDir, 'tenants');
+  const line = (level: LogLevel, msg: string, fields?: Record<string, unknown>): string => logLine(config.logFormat, level, msg, fields);
   io.out(
-    `tenantd: watching ${repo} (branch ${config.branch}) with the ${config.provider} provider; data in ${config.dataDir}\n` +
-      (config.repo === null ? `tenantd: embedded repository: edit ${path.join(repo, 'tenants')}/*.yaml and commit with git; status lands in status/\n` : ''),
+    line('info', `watching ${displayRepo(repo)} (branch ${config.branch}) with the ${config.provider} provider; data in ${config.dataDir}`) +
+      (config.repo === null ? line('info', `embedded repository: edit ${path.join(repo, 'tenants')}/*.yaml and commit with git; status lands in status/`) : ''),
   );
   let api: ApiServer;
   try {
     api = await startApiServer(daemon, {
       host: config.host,
       port: config.port,
-      auth: await createDaemonAuthenticator(config, io),
+      auth: await createDaemonAuthenticator(config, io, line),
       webhookSecrets: config.webhookSecrets,
       logError: (requestId, err) => io.err(`${JSON.stringify({ level: 'error', msg: 'API request failed', requestId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) })}\n`),
     });
@@ -162,27 +166,32 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
     }
     throw err;
   }
-  io.out(`tenantd: API on ${api.url} (webhooks ${config.webhookSecrets.length ? 'on' : 'off: set --webhook-secret'})\n`);
+  io.out(line('info', `API on ${api.url} (webhooks ${config.webhookSecrets.length ? 'on' : 'off: set --webhook-secret'})`, { url: api.url }));
   await daemon.start();
   const signal = await io.stopSignal;
-  io.out(`tenantd: ${signal} received, finishing the current checkpoint\n`);
+  io.out(line('info', `${signal} received, finishing the current checkpoint`));
   await api.close();
   await daemon.stop();
-  io.out('tenantd: stopped\n');
+  io.out(line('info', 'stopped'));
   return 0;
 }
 
-/** Tokens file, JWTs, or — with nothing configured — a generated admin token printed once. */
-async function createDaemonAuthenticator(config: DaemonConfig, io: CliIo): Promise<ApiAuthenticator> {
+/**
+ * Tokens file, JWTs, or — with nothing configured — a generated admin token. Its plaintext goes
+ * only to a file with mode 0600, never to stdout or stderr (container logs): stderr says where.
+ */
+async function createDaemonAuthenticator(config: DaemonConfig, io: CliIo, line: (level: LogLevel, msg: string, fields?: Record<string, unknown>) => string): Promise<ApiAuthenticator> {
   const a = config.auth;
   let tokensFile = a.tokensFile;
   if (a.insecureNoAuth) {
-    io.err('tenantd: WARNING: --insecure-no-auth: the API accepts every request without authentication\n');
+    io.err(line('warn', '--insecure-no-auth: the API accepts every request without authentication'));
   } else if (!tokensFile && !a.jwtSecret && !a.jwksFile) {
     const boot = await ensureBootstrapToken(config.dataDir);
     tokensFile = boot.file;
     if (boot.token) {
-      io.out(`tenantd: created an admin API token; it is shown only now (only its hash is kept in ${boot.file}):\n\n    ${boot.token}\n\n`);
+      io.err(line('warn', `created an admin API token: read it from ${boot.tokenFile} (mode 0600), keep it somewhere safe, then delete that file; only its hash is kept in ${boot.file}`, { tokenFile: boot.tokenFile }));
+    } else if (existsSync(boot.tokenFile)) {
+      io.err(line('warn', `the admin API token created at first start is still in ${boot.tokenFile}: delete that file once the token is kept elsewhere`, { tokenFile: boot.tokenFile }));
     }
   }
   return createAuthenticator({
@@ -192,7 +201,7 @@ async function createDaemonAuthenticator(config: DaemonConfig, io: CliIo): Promi
     ...(a.jwksFile ? { jwksFile: a.jwksFile } : {}),
     ...(a.issuer ? { issuer: a.issuer } : {}),
     ...(a.audience ? { audience: a.audience } : {}),
-    onReloadError: (err: unknown) => io.err(`tenantd: keeping the previous API credentials: ${err instanceof Error ? err.message : String(err)}\n`),
+    onReloadError: (err: unknown) => io.err(line('error', `keeping the previous API credentials: ${err instanceof Error ? err.message : String(err)}`)),
   });
 }
 

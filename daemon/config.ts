@@ -27,6 +27,8 @@ export interface DaemonConfig {
   auth: { tokensFile: string | null; jwtSecret: string | null; jwksFile: string | null; issuer: string | null; audience: string | null; insecureNoAuth: boolean };
   webhookSecrets: string[];
   driftIntervalSeconds: number;
+  /** Least seconds between two status commits; status is committed only when a tenant's state changed. */
+  statusIntervalSeconds: number;
   /** Seconds between `git gc --auto` runs on the repository; 0 = never. */
   gcIntervalSeconds: number;
   kube: { kubeconfig: string | null; context: string | null; clustersFile: string | null };
@@ -50,6 +52,7 @@ const FLAGS = {
   'retry-cap': { env: 'TENANTD_RETRY_CAP', help: 'largest retry delay in seconds (default 300)' },
   'log-format': { env: 'TENANTD_LOG_FORMAT', help: 'human (one line per tenant phase) or json (structured event lines) (default human)' },
   'drift-interval': { env: 'TENANTD_DRIFT_INTERVAL', help: 'seconds between drift checks of ACTIVE tenants, 0 = off (default 600)' },
+  'status-interval': { env: 'TENANTD_STATUS_INTERVAL', help: 'least seconds between two status commits, which happen only when a tenant changed state (default 10)' },
   'gc-interval': { env: 'TENANTD_GC_INTERVAL', help: 'seconds between `git gc --auto` runs that pack loose objects, 0 = off (default 3600)' },
   kubeconfig: { env: 'TENANTD_KUBECONFIG', help: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster)' },
   'kube-context': { env: 'TENANTD_KUBE_CONTEXT', help: 'kubeconfig context (default: the current one)' },
@@ -146,6 +149,7 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
       secretsProvider: get('pulumi-secrets-provider') ?? null,
     },
     driftIntervalSeconds: intIn('drift-interval', get('drift-interval') ?? '600', 0, 7 * 86_400),
+    statusIntervalSeconds: intIn('status-interval', get('status-interval') ?? '10', 0, 86_400),
     gcIntervalSeconds: intIn('gc-interval', get('gc-interval') ?? '3600', 0, 7 * 86_400),
     auth: {
       tokensFile: file('tokens-file'),

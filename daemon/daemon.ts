@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
 import { DesiredStateLoader } from '../core/desired/loader.js';
+import type { DurableFs } from '../core/durable-fs.js';
 import { toTenantdError } from '../core/errors.js';
 import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher } from '../core/events/publisher.js';
 import { gcAuto } from '../core/git/gc.js';
@@ -12,20 +13,24 @@ import type { InfrastructureProvider } from '../providers/provider.js';
 import type { DaemonConfig } from './config.js';
 import { ensureEmbeddedRepo } from './init-repo.js';
 import { acquireDataDirLock } from './lock.js';
+import { logLine } from './log-line.js';
 import { createProvider } from './providers.js';
 import { TenantQueue } from './queue.js';
 import { InfrastructureReconciler } from './reconciler.js';
 import { StatusWriter } from './status-writer.js';
+import { realTimers, type Timers } from './timers.js';
 
 export interface DaemonDeps {
   /** Overrides the provider named in the config (tests inject failing or slow providers). */
   provider?: InfrastructureProvider;
+  /** The clock and timers of retries and status commits (default: Node's); `now` defaults to this clock. */
+  timers?: Timers;
   now?: () => Date;
   random?: () => number;
   /** Where event lines go (default stdout). */
   write?: (line: string) => void;
-  /** How often status is committed while a long pass is still running. */
-  statusFlushMs?: number;
+  /** The file system of the records and the transition log (tests: failing writes, power cuts). */
+  fs?: DurableFs;
 }
 
 export interface PollResult {
@@ -37,7 +42,6 @@ export interface PollResult {
 export class TenantdDaemon {
   readonly publisher: ReconciliationEventPublisher;
   private pollTimer: { stop(): void } | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
   private driftTimer: NodeJS.Timeout | null = null;
   private gcTimer: NodeJS.Timeout | null = null;
   private packing: Promise<void> | null = null;
@@ -58,7 +62,6 @@ export class TenantdDaemon {
     readonly status: StatusWriter,
     publisher: ReconciliationEventPublisher,
     private readonly releaseLock: () => Promise<void>,
-    private readonly statusFlushMs: number,
   ) {
     this.publisher = publisher;
   }
@@ -67,9 +70,10 @@ export class TenantdDaemon {
     await fsp.mkdir(config.dataDir, { recursive: true });
     const releaseLock = await acquireDataDirLock(config.dataDir);
     try {
-      const now = deps.now ?? (() => new Date());
+      const timers = deps.timers ?? realTimers;
+      const now = deps.now ?? (() => new Date(timers.now()));
       const write = deps.write ?? ((line: string) => void process.stdout.write(line));
-      const publisher = new ReconciliationEventPublisher(now, (err) => write(`subscriber failed: ${String(err)}\n`));
+      const publisher = new ReconciliationEventPublisher(now, (err) => write(logLine(config.logFormat, 'error', `event subscriber failed: ${String(err)}`)));
       publisher.subscribe(config.logFormat === 'json' ? jsonLineSubscriber(write) : humanLineSubscriber(write));
 
       const repo = config.repo ?? (await ensureEmbeddedRepo(path.join(config.dataDir, 'tenants'), config.branch));
@@ -80,15 +84,20 @@ export class TenantdDaemon {
         ...(config.gitToken ? { token: config.gitToken } : {}),
         now,
       });
-      const store = await TenantStateStore.open(config.dataDir);
-      const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl') });
+      const store = await TenantStateStore.open(config.dataDir, deps.fs ? { fs: deps.fs } : {});
+      const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl'), ...(deps.fs ? { fs: deps.fs } : {}) });
       const provider = deps.provider ?? (await createProvider(config));
+      // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
+      const self: { daemon?: TenantdDaemon } = {};
       const status = new StatusWriter({
         git,
         store,
         publisher,
         author: config.author,
         ...(config.statusBranch ? { branch: config.statusBranch } : {}),
+        intervalMs: config.statusIntervalSeconds * 1000,
+        timers,
+        busy: (tenantId) => self.daemon?.queue.isRunning(tenantId) ?? false,
       });
       const reconciler = new InfrastructureReconciler({
         provider,
@@ -101,15 +110,13 @@ export class TenantdDaemon {
         onRecordChanged: (id) => status.markDirty(id),
       });
       const loader = new DesiredStateLoader(git);
-      // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
-      const self: { daemon?: TenantdDaemon } = {};
       const queue = new TenantQueue(
         config.concurrency,
         async (job, signal) => {
           const d = self.daemon as TenantdDaemon;
           if (job.kind === 'drift') {
-            await reconciler.checkDrift(job.tenantId, signal);
-            return undefined;
+            const drift = await reconciler.checkDrift(job.tenantId, signal);
+            return drift.retryAt ? { retryAt: drift.retryAt, retryTrigger: 'retry' } : undefined;
           }
           const outcome = await reconciler.reconcile({
             tenantId: job.tenantId,
@@ -122,12 +129,12 @@ export class TenantdDaemon {
           });
           return outcome.kind === 'retry' ? { retryAt: outcome.at, retryTrigger: `retry:${outcome.attempt}` } : undefined;
         },
-        undefined,
-        (err, job) => write(`${JSON.stringify({ level: 'error', msg: 'reconcile crashed', tenantId: job.tenantId, error: String(err) })}\n`),
+        timers,
+        (err, job) => write(logLine(config.logFormat, 'error', `reconcile of ${job.tenantId} crashed: ${String(err)}`, { tenantId: job.tenantId })),
       );
-      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, publisher, releaseLock, deps.statusFlushMs ?? 5000);
+      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, publisher, releaseLock);
       self.daemon = daemon;
-      queue.onIdle(() => void status.flush());
+      queue.onIdle(() => status.requestFlush());
       return daemon;
     } catch (err: unknown) {
       await releaseLock();
@@ -156,10 +163,6 @@ export class TenantdDaemon {
       this.gcTimer = setInterval(() => void this.packRepository(), this.config.gcIntervalSeconds * 1000);
       this.gcTimer.unref();
     }
-    this.flushTimer = setInterval(() => {
-      if (this.status.pending > 0) void this.status.flush();
-    }, this.statusFlushMs);
-    this.flushTimer.unref();
   }
 
   get ready(): boolean {
@@ -293,7 +296,7 @@ export class TenantdDaemon {
     if (this.stopping) return;
     this.stopping = true;
     this.pollTimer?.stop();
-    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.status.close();
     if (this.driftTimer) clearInterval(this.driftTimer);
     if (this.gcTimer) clearInterval(this.gcTimer);
     if (this.packing) await this.packing;

@@ -1,3 +1,5 @@
+import { realTimers, type Timers } from './timers.js';
+
 /**
  * A work queue keyed by tenant: at most one job per tenant runs at a time, at most
  * `concurrency` across tenants. Enqueuing a tenant that is already waiting merges the two
@@ -14,22 +16,6 @@ export interface QueueJob {
 
 export type QueueWorker = (job: QueueJob, signal: AbortSignal) => Promise<{ retryAt?: Date; retryTrigger?: string } | void>;
 
-export interface QueueTimers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realTimers: QueueTimers = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const h = setTimeout(fn, ms);
-    h.unref?.();
-    return h;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 export class TenantQueue {
   private readonly waiting = new Map<string, QueueJob>();
   private readonly order: string[] = [];
@@ -42,7 +28,7 @@ export class TenantQueue {
   constructor(
     private readonly concurrency: number,
     private readonly worker: QueueWorker,
-    private readonly timers: QueueTimers = realTimers,
+    private readonly timers: Timers = realTimers,
     private readonly onError: (err: unknown, job: QueueJob) => void = () => undefined,
   ) {}
 
@@ -56,6 +42,10 @@ export class TenantQueue {
 
   get scheduledRetries(): number {
     return this.retries.size;
+  }
+
+  isRunning(tenantId: string): boolean {
+    return this.running.has(tenantId);
   }
 
   isIdle(): boolean {

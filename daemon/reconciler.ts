@@ -110,11 +110,43 @@ export class InfrastructureReconciler {
     }
   }
 
+  /**
+   * Reconcile one tenant. Nothing thrown outside a provider step is dropped: a failed record write
+   * (E_STATE_WRITE), log append (E_LOG_APPEND) or any other error is recorded on the tenant as its
+   * retry (the API and status show the code) and retried with the same backoff as a failed phase;
+   * the retry first makes durable what the failure left only in memory.
+   */
   async reconcile(req: ReconcileRequest): Promise<ReconcileOutcome> {
-    const asked = unhandledRequest(this.deps.store.get(req.tenantId));
-    const outcome = await this.reconcileDesired(asked ? { ...req, force: true } : req);
-    if (asked && outcome.kind !== 'interrupted') await this.markHandled(req.tenantId, asked);
-    return outcome;
+    try {
+      await this.repairBookkeeping(req.tenantId);
+      const asked = unhandledRequest(this.deps.store.get(req.tenantId));
+      const outcome = await this.reconcileDesired(asked ? { ...req, force: true } : req);
+      if (asked && outcome.kind !== 'interrupted') await this.markHandled(req.tenantId, asked);
+      return outcome;
+    } catch (err: unknown) {
+      return this.bookkeepingFailed(req.tenantId, toTenantdError(err, 'E_RECONCILE'));
+    }
+  }
+
+  /** A record whose write failed is written again, and its last transition appended if the log lacks it. */
+  private async repairBookkeeping(tenantId: string): Promise<void> {
+    const record = this.deps.store.get(tenantId);
+    if (!record) return;
+    if (!this.deps.store.isSaved(tenantId)) await this.deps.store.put(record);
+    const t = record.lastTransition;
+    if (t && this.deps.log.lastId(tenantId) !== t.id) await this.deps.log.append(t);
+  }
+
+  private async bookkeepingFailed(tenantId: string, err: TenantdError): Promise<ReconcileOutcome> {
+    const existing = this.deps.store.get(tenantId);
+    const record = existing ? structuredClone(existing) : this.newRecord(tenantId);
+    const attempt = (record.retry?.attempt ?? 0) + 1;
+    const at = err.kind === 'stalled' ? null : new Date(this.now().getTime() + backoffDelay(this.deps.backoff, attempt, this.random));
+    record.retry = { attempt, nextAttemptAt: at ? at.toISOString() : null, lastError: { code: err.code, kind: err.kind === 'stalled' ? 'stalled' : 'retryable', message: err.message, phase: record.phase } };
+    this.deps.publisher.publish({ type: 'BookkeepingFailed', tenantId, code: err.code, message: err.message, attempt, nextAttemptAt: record.retry.nextAttemptAt });
+    // In memory at once (the API shows it); on disk if the disk takes it now, else by the retry.
+    await this.save(record).catch(() => undefined);
+    return at ? { kind: 'retry', at, attempt } : { kind: 'stalled', code: err.code };
   }
 
   private async markHandled(tenantId: string, requestedAt: string): Promise<void> {
@@ -191,7 +223,7 @@ export class InfrastructureReconciler {
    * unless the tenant's `driftPolicy` is `report`, corrects it. Drift found is recorded as a
    * transition (ACTIVE/Complete → ACTIVE/Complete, trigger `drift`) naming the differing fields.
    */
-  async checkDrift(tenantId: string, signal?: AbortSignal): Promise<{ kind: 'skipped' | 'clean' | 'drifted' | 'failed'; corrected?: boolean }> {
+  async checkDrift(tenantId: string, signal?: AbortSignal): Promise<{ kind: 'skipped' | 'clean' | 'drifted' | 'failed'; corrected?: boolean; retryAt?: Date }> {
     const existing = this.deps.store.get(tenantId);
     if (!existing || existing.status !== 'ACTIVE' || existing.operation || !existing.applied) return { kind: 'skipped' };
     const record = structuredClone(existing);
@@ -219,7 +251,12 @@ export class InfrastructureReconciler {
       .filter((c) => c.action !== 'unchanged')
       .map((c) => ({ ref: refKey(c.ref), action: c.action, ...(c.fields ? { fields: c.fields } : {}) }));
     this.deps.publisher.publish({ type: 'DriftDetected', tenantId, corrected: report.corrected, policy, changes });
-    await this.transition(record, 'ACTIVE', 'Complete', 'drift', { drift: changes, corrected: report.corrected, driftPolicy: policy });
+    try {
+      await this.transition(record, 'ACTIVE', 'Complete', 'drift', { drift: changes, corrected: report.corrected, driftPolicy: policy });
+    } catch (err: unknown) {
+      const out = await this.bookkeepingFailed(tenantId, toTenantdError(err, 'E_RECONCILE'));
+      return { kind: 'failed', ...(out.kind === 'retry' ? { retryAt: out.at } : {}) };
+    }
     return { kind: 'drifted', corrected: report.corrected };
   }
 

@@ -409,13 +409,16 @@ t.test('bootstrap token: created once with mode 0600, plaintext returned only th
   t.equal(st.mode & 0o777, 0o600);
   const text = await fsp.readFile(first.file, 'utf8');
   t.notOk(text.includes(first.token as string), 'the plaintext is never stored');
-  t.same((await fsp.readdir(dataDir)).sort(), ['api-tokens.yaml'], 'no temporary file left');
+  t.same((await fsp.readdir(dataDir)).sort(), ['admin-token', 'api-tokens.yaml'], 'no temporary file left');
+  t.equal(first.tokenFile, path.join(dataDir, 'admin-token'));
+  t.equal(await fsp.readFile(first.tokenFile, 'utf8'), `${first.token as string}\n`, 'the plaintext is in the token file');
+  t.equal((await fsp.stat(first.tokenFile)).mode & 0o777, 0o600, 'readable by the daemon user only');
 
   const auth = await createAuthenticator({ tokensFile: first.file });
   t.same(await auth.authenticate(bearer(first.token as string)), { name: 'admin', scopes: ['admin'], kind: 'token' });
 
   const second = await ensureBootstrapToken(dataDir);
-  t.same(second, { token: null, file: first.file });
+  t.same(second, { token: null, file: first.file, tokenFile: first.tokenFile });
   t.equal(await fsp.readFile(first.file, 'utf8'), text, 'unchanged');
 
   // racing starts: exactly one learns a token
@@ -425,4 +428,6 @@ t.test('bootstrap token: created once with mode 0600, plaintext returned only th
   const winner = results.find((r) => r.token !== null);
   const raceAuth = await createAuthenticator({ tokensFile: path.join(raceDir, 'api-tokens.yaml') });
   t.equal((await raceAuth.authenticate(bearer(winner?.token as string))).name, 'admin', 'the file holds the returned token');
+  t.equal(await fsp.readFile(path.join(raceDir, 'admin-token'), 'utf8'), `${winner?.token as string}\n`, 'the token file holds the winner');
+  t.same((await fsp.readdir(raceDir)).sort(), ['admin-token', 'api-tokens.yaml'], 'the losers left no temporary file');
 });

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { nodeDurableFs, type DurableFs } from '../core/durable-fs.js';
 import { TransitionLog } from '../core/log/transition-log.js';
 import type { InfrastructureStateTransition } from '../core/log/transition.js';
 
@@ -83,7 +84,7 @@ t.test('a batch whose write or fdatasync fails is rejected whole and cut from th
   const file = path.join(dir, 'transitions.jsonl');
   let failDatasync = false;
   let failWrite = false;
-  const openFile = async (p: string, flags: string) => {
+  const open: DurableFs['open'] = async (p, flags) => {
     const real = await fsp.open(p, flags);
     return new Proxy(real, {
       get(target, prop, receiver) {
@@ -100,7 +101,7 @@ t.test('a batch whose write or fdatasync fails is rejected whole and cut from th
       },
     });
   };
-  const log = await TransitionLog.open({ path: file, openFile });
+  const log = await TransitionLog.open({ path: file, fs: { ...nodeDurableFs, open } });
   await log.append(tr('a', 1));
   await log.append(tr('a', 2));
 
@@ -112,13 +113,13 @@ t.test('a batch whose write or fdatasync fails is rejected whole and cut from th
   const settled = await Promise.allSettled([first, ...batch]);
   failDatasync = false;
   t.same(
-    settled.map((s) => (s.status === 'rejected' ? (s.reason as { code?: string }).code : 'fulfilled')),
-    ['EIO', 'EIO', 'EIO', 'EIO', 'EIO'],
-    'every append of a failed batch is rejected with the error',
+    settled.map((s) => (s.status === 'rejected' ? `${(s.reason as { code?: string }).code}:${((s.reason as Error).cause as { code?: string }).code}` : 'fulfilled')),
+    ['E_LOG_APPEND:EIO', 'E_LOG_APPEND:EIO', 'E_LOG_APPEND:EIO', 'E_LOG_APPEND:EIO', 'E_LOG_APPEND:EIO'],
+    'every append of a failed batch is rejected with E_LOG_APPEND, the cause kept',
   );
 
   failWrite = true;
-  await t.rejects(log.append(tr('c', 1)), { code: 'ENOSPC' }, 'a failed write is rejected');
+  await t.rejects(log.append(tr('c', 1)), { code: 'E_LOG_APPEND', cause: { code: 'ENOSPC' } }, 'a failed write is rejected');
   failWrite = false;
   await log.append(tr('c', 2));
 

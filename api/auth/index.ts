@@ -37,7 +37,7 @@ export {
   type JwtClaims,
   type JwtVerifyOptions,
 } from './jwt.js';
-export { BOOTSTRAP_TOKENS_FILE, BOOTSTRAP_TOKEN_NAME, ensureBootstrapToken, type BootstrapResult } from './bootstrap.js';
+export { BOOTSTRAP_TOKEN_FILE, BOOTSTRAP_TOKENS_FILE, BOOTSTRAP_TOKEN_NAME, ensureBootstrapToken, type BootstrapResult } from './bootstrap.js';
 export {
   ANONYMOUS_PRINCIPAL,
   MIN_JWT_SECRET_BYTES,

@@ -21,7 +21,7 @@ import { AUTH_ERROR_CODES, SCOPES, isScope, sanitizePrincipalName, type Principa
  */
 
 /** The subset of `fs.promises` the auth module uses; pass another implementation in tests. */
-export type AuthFs = Pick<typeof fsp, 'readFile' | 'stat' | 'mkdir' | 'open' | 'link' | 'rm'>;
+export type AuthFs = Pick<typeof fsp, 'readFile' | 'stat' | 'mkdir' | 'open' | 'link' | 'rm' | 'rename'>;
 
 export const TOKEN_PREFIX = 'tdk_';
 

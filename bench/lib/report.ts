@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { summarize } from './stats.js';
 
-export type Unit = 'ms' | 's' | 'MB' | 'KB' | 'writes/s';
+export type Unit = 'ms' | 's' | 'MB' | 'KB' | 'writes/s' | 'commits/h';
 
 export interface Figure {
   n: number;
@@ -40,7 +40,7 @@ export function row(r: Omit<Row, 'ratio'> & { ratio?: number | null }): Row {
 
 function fmt(v: number, unit: Unit): string {
   if (!Number.isFinite(v)) return '-';
-  if (unit === 'MB' || unit === 'KB' || unit === 'writes/s') return v.toFixed(0);
+  if (unit === 'MB' || unit === 'KB' || unit === 'writes/s' || unit === 'commits/h') return v.toFixed(0);
   if (unit === 's') return v.toFixed(1);
   return v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0);
 }

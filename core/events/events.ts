@@ -16,6 +16,8 @@ export type ReconciliationEvent =
   | (Base & { type: 'PhaseProgress'; tenantId: string; operationId: string; phase: Phase; message: string; data?: Record<string, unknown> })
   | (Base & { type: 'DriftDetected'; tenantId: string; corrected: boolean; policy: string; changes: Array<{ ref: string; action: string; fields?: string[] }> })
   | (Base & { type: 'DriftCheckFailed'; tenantId: string; code: string; message: string })
+  /** A record write, log append or other step outside the provider failed; retried with backoff. */
+  | (Base & { type: 'BookkeepingFailed'; tenantId: string; code: string; message: string; attempt: number; nextAttemptAt: string | null })
   | (Base & { type: 'StatusChanged'; tenantId: string; from: TenantStatus | null; to: TenantStatus; reason: string })
   | (Base & { type: 'StatusCommitted'; commit: string; tenants: number; durationMs: number })
   | (Base & { type: 'TenantCommitted'; commit: string; action: string; requestId: string; durationMs: number })

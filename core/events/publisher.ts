@@ -39,12 +39,66 @@ export class ReconciliationEventPublisher {
   }
 }
 
-/** The default subscriber: one structured JSON line per event. */
+export type LogLevel = 'error' | 'warn' | 'info';
+
+/**
+ * How loud an event is in a log: failures are errors; a tenant turned INVALID and a held
+ * deletion (any event type ending in `Held`) are warnings a person should look at; the rest is info.
+ */
+export function levelOf(event: ReconciliationEvent): LogLevel {
+  if (event.type.endsWith('Failed')) return 'error';
+  if (event.type.endsWith('Held') || (event.type === 'StatusChanged' && event.to === 'INVALID')) return 'warn';
+  return 'info';
+}
+
+const short = (sha: string | null): string => (sha ? sha.slice(0, 12) : '-');
+
+/** One sentence saying what happened, for a log line's `msg`. */
+export function messageOf(event: ReconciliationEvent): string {
+  switch (event.type) {
+    case 'SourceFetched':
+      return `source at ${short(event.commit)}: ${event.changedTenants} tenant(s) changed`;
+    case 'SourceUnchanged':
+      return `source unchanged at ${short(event.commit)}`;
+    case 'ReconcileStarted':
+      return `${event.tenantId}: ${event.operation} started (${event.trigger})`;
+    case 'PhaseStarted':
+      return `${event.tenantId}: ${event.status} ${event.phase} started`;
+    case 'PhaseCompleted':
+      return `${event.tenantId}: ${event.status} ${event.phase} done: ${event.summary}`;
+    case 'PhaseFailed':
+      return `${event.tenantId}: ${event.phase} failed: ${event.code} ${event.message}${event.nextAttemptAt ? ` (retry ${event.attempt} at ${event.nextAttemptAt})` : ' (stalled)'}`;
+    case 'PhaseProgress':
+      return `${event.tenantId}: ${event.phase}: ${event.message}`;
+    case 'DriftDetected':
+      return `${event.tenantId}: drift in ${event.changes.length} object(s)${event.corrected ? ', corrected' : ', reported'}`;
+    case 'StatusChanged':
+      return `${event.tenantId}: ${event.from ?? '-'} -> ${event.to} (${event.reason})`;
+    case 'StatusCommitted':
+      return `status of ${event.tenants} tenant(s) committed as ${short(event.commit)}`;
+    case 'TenantCommitted':
+      return `${event.action} committed as ${short(event.commit)} (request ${event.requestId})`;
+    case 'RepositoryPacked':
+      return `repository packed: ${event.looseBefore} loose objects before, ${event.looseAfter} after`;
+    case 'BookkeepingFailed':
+      return `${event.tenantId}: ${event.code} ${event.message}${event.nextAttemptAt ? ` (retry ${event.attempt} at ${event.nextAttemptAt})` : ' (stalled)'}`;
+    case 'SourceFailed':
+    case 'StatusCommitFailed':
+    case 'RepositoryPackFailed':
+      return `${event.type.replace(/Failed$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase()} failed: ${event.code} ${event.message}`;
+    case 'DriftCheckFailed':
+      return `${event.tenantId}: drift check failed: ${event.code} ${event.message}`;
+    default:
+      return (event as { type: string }).type;
+  }
+}
+
+/** The default subscriber: one JSON line per event, with `level` and `msg` first. */
 export function jsonLineSubscriber(write: (line: string) => void): EventSubscriber {
   return (event) => {
     // A poll that found nothing new every few seconds is noise in a log; it still reaches metrics.
     if (event.type === 'SourceUnchanged') return;
-    write(`${JSON.stringify({ level: event.type.endsWith('Failed') ? 'error' : 'info', ...event })}\n`);
+    write(`${JSON.stringify({ level: levelOf(event), msg: messageOf(event), ...event })}\n`);
   };
 }
 
@@ -72,6 +126,9 @@ export function humanLineSubscriber(write: (line: string) => void): EventSubscri
         if (['ACTIVE', 'DEPROVISIONED', 'INVALID', 'SUSPENDED'].includes(event.to)) {
           write(`${t} ${event.tenantId.padEnd(20)} ${event.to.padEnd(14)} ${event.reason}\n`);
         }
+        break;
+      case 'BookkeepingFailed':
+        write(`${t} ${event.tenantId.padEnd(20)} FAILED         ${messageOf(event).slice(event.tenantId.length + 2)}\n`);
         break;
       case 'StatusCommitted':
         write(`${t} status  committed ${event.commit.slice(0, 8)} (${event.tenants} tenant(s))\n`);

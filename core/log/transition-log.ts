@@ -1,5 +1,5 @@
-import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { nodeDurableFs, type DurableFile, type DurableFs } from '../durable-fs.js';
 import { TenantdError } from '../errors.js';
 import type { InfrastructureStateTransition } from './transition.js';
 
@@ -21,14 +21,17 @@ import type { InfrastructureStateTransition } from './transition.js';
  * once its line is durable, so a lone append costs what it always did (one write, one fdatasync),
  * while many tenants reconciling at once no longer queue behind one fdatasync each (10,000 tenants
  * make 70,000 transitions). A batch that fails is cut from the file again, so it never leaves a
- * partial line behind, and every append of it rejects.
+ * partial line behind, and every append of it rejects (E_LOG_APPEND).
+ *
+ * The directory is fsync'd at open, so a log just created survives a power cut along with the
+ * lines fdatasync'd into it.
  */
 export interface TransitionLogOptions {
   path: string;
   /** Skip fdatasync (benchmarks comparing costs, never production). */
   durable?: boolean;
-  /** Opens the log file (tests pass one whose writes can fail). Default: fs.promises.open. */
-  openFile?: (path: string, flags: string) => Promise<FileHandle>;
+  /** The file system (tests pass one whose writes fail, or that forgets unsynced writes). */
+  fs?: DurableFs;
 }
 
 interface Span {
@@ -56,15 +59,22 @@ export class TransitionLog {
   private writing: Promise<void> | null = null;
 
   private constructor(
-    private readonly handle: FileHandle,
+    private readonly handle: DurableFile,
     private readonly durable: boolean,
     readonly path: string,
   ) {}
 
   static async open(opts: TransitionLogOptions): Promise<TransitionLog> {
-    const handle = await (opts.openFile ?? fsp.open)(opts.path, 'a+');
+    const fs = opts.fs ?? nodeDurableFs;
+    const handle = await fs.open(opts.path, 'a+');
     const log = new TransitionLog(handle, opts.durable ?? true, opts.path);
-    await log.load();
+    try {
+      await log.load();
+      if (log.durable) await fs.syncDir(path.dirname(opts.path));
+    } catch (err: unknown) {
+      await handle.close();
+      throw err;
+    }
     return log;
   }
 
@@ -134,7 +144,11 @@ export class TransitionLog {
         try {
           await this.writeBatch(batch);
         } catch (err: unknown) {
-          for (const p of batch) p.reject(err);
+          const e =
+            err instanceof TenantdError
+              ? err
+              : new TenantdError('E_LOG_APPEND', 'retryable', `${this.path}: ${err instanceof Error ? err.message : String(err)}`, { path: this.path }, { cause: err });
+          for (const p of batch) p.reject(e);
           continue;
         }
         for (const p of batch) p.resolve();

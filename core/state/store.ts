@@ -1,29 +1,82 @@
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Low } from 'lowdb';
-import { JSONFile } from 'lowdb/node';
+import { Low, type Adapter } from 'lowdb';
+import { groupedDirSync, nodeDurableFs, writeDurably, type DurableFs } from '../durable-fs.js';
+import { TenantdError } from '../errors.js';
 import type { TenantRecord } from './record.js';
 import { upgradeRecord, type StoredRecord } from './upgrade.js';
 
 /**
+ * A lowdb adapter that survives power loss, not only a kill: the document is written to a temp
+ * file, fdatasync'd, renamed over the old one, and the directory fsync'd (grouped with the other
+ * tenants' renames) before the write resolves. lowdb's own JSONFile (steno) renames without any
+ * fsync, so after a power cut the record could be older than the fdatasync'd transition log.
+ */
+class DurableJsonFile<T> implements Adapter<T> {
+  private readonly tmp: string;
+
+  constructor(
+    private readonly fs: DurableFs,
+    private readonly file: string,
+    private readonly syncDir: () => Promise<void>,
+  ) {
+    this.tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  }
+
+  async read(): Promise<T | null> {
+    let text: string;
+    try {
+      text = (await this.fs.readFile(this.file)).toString('utf8');
+    } catch (err: unknown) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return JSON.parse(text) as T;
+  }
+
+  async write(data: T): Promise<void> {
+    const handle = await this.fs.open(this.tmp, 'w', 0o644);
+    try {
+      await writeDurably(handle, Buffer.from(JSON.stringify(data, null, 2)), 0);
+    } finally {
+      await handle.close();
+    }
+    await this.fs.rename(this.tmp, this.file);
+    await this.syncDir();
+  }
+}
+
+/**
  * Current-state documents in lowdb: one small JSON document per tenant under
  * `<dataDir>/state/tenants/<tenantId>.json`, so a checkpoint rewrites ~2 KB, not the whole fleet
- * (lowdb rewrites its whole document on every write). lowdb writes through a temp file and a
- * rename, so a kill at any moment leaves either the old or the new document, never a torn one.
+ * (lowdb rewrites its whole document on every write). Each write is durable when it resolves
+ * (DurableJsonFile), so a kill or a power cut at any moment leaves the old or the new document,
+ * never a torn one, and never one older than a transition the log already holds.
  * One store per data dir per process: two lowdb instances on one file lose updates.
  */
 export class TenantStateStore {
   private readonly records = new Map<string, TenantRecord>();
   private readonly dbs = new Map<string, Low<TenantRecord | null>>();
   private readonly writes = new Map<string, Promise<void>>();
+  /** Tenants whose last write failed: the record in memory is ahead of the one on disk. */
+  private readonly unsaved = new Set<string>();
+  private readonly syncDir: () => Promise<void>;
 
-  private constructor(private readonly dir: string) {}
+  private constructor(
+    private readonly dir: string,
+    private readonly fs: DurableFs,
+  ) {
+    this.syncDir = groupedDirSync(fs, dir);
+  }
 
-  static async open(dataDir: string): Promise<TenantStateStore> {
+  static async open(dataDir: string, opts: { fs?: DurableFs } = {}): Promise<TenantStateStore> {
+    const fs = opts.fs ?? nodeDurableFs;
     const dir = path.join(dataDir, 'state', 'tenants');
-    await fsp.mkdir(dir, { recursive: true });
-    const store = new TenantStateStore(dir);
-    const names = (await fsp.readdir(dir)).filter((n) => n.endsWith('.json')).sort();
+    await fs.mkdirp(dir);
+    // The directories themselves must survive a power cut, or every record in them is lost.
+    await fs.syncDir(path.dirname(dir));
+    await fs.syncDir(dataDir);
+    const store = new TenantStateStore(dir, fs);
+    const names = (await fs.readdir(dir)).filter((n) => n.endsWith('.json')).sort();
     for (const name of names) {
       const db = store.db(name.slice(0, -'.json'.length));
       await db.read();
@@ -35,7 +88,7 @@ export class TenantStateStore {
   private db(tenantId: string): Low<TenantRecord | null> {
     let db = this.dbs.get(tenantId);
     if (!db) {
-      db = new Low<TenantRecord | null>(new JSONFile<TenantRecord | null>(path.join(this.dir, `${tenantId}.json`)), null);
+      db = new Low<TenantRecord | null>(new DurableJsonFile<TenantRecord | null>(this.fs, path.join(this.dir, `${tenantId}.json`), this.syncDir), null);
       this.dbs.set(tenantId, db);
     }
     return db;
@@ -57,17 +110,34 @@ export class TenantStateStore {
     return this.records.size;
   }
 
-  /** Replace a tenant's record and write it; resolves once it is on disk. Writes per tenant are ordered. */
+  /**
+   * Replace a tenant's record and write it; resolves once it is durable. Writes per tenant are
+   * ordered. The record in memory is replaced at once, so a failed write (E_STATE_WRITE) leaves
+   * memory ahead of the disk until a later put of that tenant succeeds (see `isSaved`).
+   */
   put(record: TenantRecord): Promise<void> {
-    this.records.set(record.tenantId, record);
-    const db = this.db(record.tenantId);
-    const prev = this.writes.get(record.tenantId) ?? Promise.resolve();
+    const id = record.tenantId;
+    this.records.set(id, record);
+    const db = this.db(id);
+    const prev = this.writes.get(id) ?? Promise.resolve();
     const next = prev.then(async () => {
       db.data = record;
-      await db.write();
+      try {
+        await db.write();
+      } catch (err: unknown) {
+        this.unsaved.add(id);
+        const file = path.join(this.dir, `${id}.json`);
+        throw new TenantdError('E_STATE_WRITE', 'retryable', `${file}: ${err instanceof Error ? err.message : String(err)}`, { path: file, tenantId: id }, { cause: err });
+      }
+      this.unsaved.delete(id);
     });
-    this.writes.set(record.tenantId, next.catch(() => undefined));
+    this.writes.set(id, next.catch(() => undefined));
     return next;
+  }
+
+  /** False when the tenant's last write failed and nothing has been written for it since. */
+  isSaved(tenantId: string): boolean {
+    return !this.unsaved.has(tenantId);
   }
 
   /** Wait for every pending write. */

@@ -18,7 +18,7 @@ export async function exampleFiles(): Promise<Record<string, string>> {
 export async function openDaemon(repo: string, dataDir: string, flags: string[] = [], deps: DaemonDeps = {}): Promise<{ daemon: TenantdDaemon; lines: string[] }> {
   const lines: string[] = [];
   const config = parseDaemonConfig(['--repo', repo, '--data-dir', dataDir, '--poll', '0', '--log-format', 'json', ...flags], {}, '/');
-  const daemon = await TenantdDaemon.open(config, { write: (l) => void lines.push(l), statusFlushMs: 60_000, ...deps });
+  const daemon = await TenantdDaemon.open(config, { write: (l) => void lines.push(l), ...deps });
   return { daemon, lines };
 }
 

@@ -7,24 +7,40 @@ const tsLoader = pathToFileURL(path.join(root, 'node_modules/@tapjs/typescript/d
 
 export interface DaemonProcess {
   child: ChildProcess;
+  /** stdout and stderr as they arrived */
   output(): string;
+  stdout(): string;
+  stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** A real `tenantd` process (the CLI run from source through tap's TypeScript loader). */
 export function spawnTenantd(args: string[], env: Record<string, string> = {}, cwd = root): DaemonProcess {
-  const child = spawn(process.execPath, ['--import', tsLoader, path.join(root, 'daemon/cli.ts'), ...args], {
+  return spawnScript(path.join(root, 'daemon/cli.ts'), args, env, cwd);
+}
+
+/** A TypeScript file of this repository run as a process of its own, from source. */
+export function spawnScript(script: string, args: string[], env: Record<string, string> = {}, cwd = root): DaemonProcess {
+  const child = spawn(process.execPath, ['--import', tsLoader, script, ...args], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+    stderr += d.toString();
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
-  return { child, output: () => out, exited };
+  return { child, output: () => out, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** Poll `check` every 20 ms until it returns true; fail after `ms`. */

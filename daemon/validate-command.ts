@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { formatIssue, type ValidationIssue } from '../core/tenant/types.js';
+import { formatIssue, formatWarning, type ValidationIssue } from '../core/tenant/types.js';
 import { parseTenantFile } from '../core/tenant/validate.js';
 
 /**
@@ -8,7 +8,7 @@ import { parseTenantFile } from '../core/tenant/validate.js';
  * repository's root means its `tenants/`). Paths in messages are as the user gave them, relative
  * to the current directory, so a pull-request check can link `file:line:column`.
  */
-export async function validatePaths(paths: string[], cwd: string): Promise<{ files: number; issues: ValidationIssue[] }> {
+export async function validatePaths(paths: string[], cwd: string): Promise<{ files: number; issues: ValidationIssue[]; warnings: ValidationIssue[] }> {
   const files: string[] = [];
   for (const p of paths.length ? paths : ['tenants']) {
     const abs = path.resolve(cwd, p);
@@ -28,6 +28,7 @@ export async function validatePaths(paths: string[], cwd: string): Promise<{ fil
     }
   }
   const issues: ValidationIssue[] = [];
+  const warnings: ValidationIssue[] = [];
   for (const abs of files) {
     const shown = path.relative(cwd, abs) || abs;
     const text = await fsp.readFile(abs, 'utf8').catch((err: unknown) => err as NodeJS.ErrnoException);
@@ -37,17 +38,22 @@ export async function validatePaths(paths: string[], cwd: string): Promise<{ fil
     }
     const result = parseTenantFile(shown, text);
     if (!result.ok) issues.push(...result.issues);
+    else warnings.push(...result.warnings);
   }
-  return { files: files.length, issues };
+  return { files: files.length, issues, warnings };
 }
 
-export function formatValidation(result: { files: number; issues: ValidationIssue[] }): string {
+/** Errors, then warnings (`file:line:col: warning: path: message`), then a summary line. */
+export function formatValidation(result: { files: number; issues: ValidationIssue[]; warnings?: ValidationIssue[] }): string {
   const lines = result.issues.map(formatIssue);
+  const warnings = result.warnings ?? [];
+  lines.push(...warnings.map(formatWarning));
   const bad = new Set(result.issues.map((i) => i.file)).size;
+  const warned = warnings.length ? `, ${warnings.length} warning(s)` : '';
   lines.push(
     result.issues.length === 0
-      ? `${result.files} tenant file(s) valid`
-      : `${result.issues.length} error(s) in ${bad} of ${result.files} tenant file(s)`,
+      ? `${result.files} tenant file(s) valid${warned}`
+      : `${result.issues.length} error(s) in ${bad} of ${result.files} tenant file(s)${warned}`,
   );
   return `${lines.join('\n')}\n`;
 }

@@ -36,7 +36,7 @@ t.test('npm start, then the seed curl: 202, a commit, ACTIVE through the seven p
   t.teardown(() => {
     if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   });
-  await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.output()), 60_000, 'the API to listen').catch((err: unknown) => {
+  await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.output()), 90_000, 'the API to listen').catch((err: unknown) => {
     t.comment(p.output());
     throw err;
   });

@@ -9,6 +9,7 @@ import { openApiDocument } from './openapi.js';
 import { apiError, problemOf } from './problem.js';
 import { newRequestId, type TenantInfrastructureService } from './service.js';
 import type { EventStreamHub } from './sse.js';
+import { serveSchemas } from './schemas.js';
 import { serveDashboard } from './static.js';
 
 export const API_PREFIX = '/api/v1';
@@ -267,6 +268,7 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
   });
 
   app.use(serveDashboard());
+  app.use(serveSchemas());
   app.use(router.routes());
   app.use(
     router.allowedMethods({

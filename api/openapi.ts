@@ -90,6 +90,7 @@ function apiSchemas(files: Components): Components {
         conditions: { type: 'array', items: ref('Condition') },
         generation: { type: 'integer', minimum: 0, description: 'tenantd\'s count of spec changes of the tenant file (metadata.generation); a committed change not reconciled yet already counts' },
         observedGeneration: { type: 'integer', minimum: 0, description: 'The generation last reconciled to its end (Ready or Stalled); less than generation while in progress' },
+        warnings: { type: 'array', items: ref('ValidationIssue'), description: 'Findings in the current file that do not stop it, e.g. a retired database size and its replacement' },
         desiredCommit: { type: ['string', 'null'], description: 'The newest commit of the tracked branch holding the current file' },
         desiredSpecDigest: { type: ['string', 'null'], description: 'The spec digest of the current file; null when it is invalid or removed' },
         observedCommit: { type: ['string', 'null'], description: 'The desired commit of observedGeneration (the same as status/<id>.yaml)' },
@@ -138,6 +139,7 @@ function apiSchemas(files: Components): Components {
         specDigest: { type: ['string', 'null'], description: 'sha256: digest of the canonical document; null when the file is invalid' },
         document: nullable(ref('TenantDocument')),
         issues: { type: 'array', items: ref('ValidationIssue') },
+        warnings: { type: 'array', items: ref('ValidationIssue'), description: 'Present when a valid file has findings worth acting on (a retired database size)' },
       },
     },
     ReconcileRequested: {

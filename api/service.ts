@@ -8,7 +8,7 @@ import type { DesiredInfrastructureState, TenantRecord } from '../core/state/rec
 import type { TenantStateStore } from '../core/state/store.js';
 import { ABSENT, generationFor, specIdentity } from '../core/status/generation.js';
 import { observedFields } from '../core/status/status-file.js';
-import { DNS1123_LABEL, MAX_TENANT_ID_LENGTH, namespaceFor, type TenantInfrastructureDocument } from '../core/tenant/types.js';
+import { DNS1123_LABEL, MAX_TENANT_ID_LENGTH, namespaceFor, type TenantInfrastructureDocument, type ValidationIssue } from '../core/tenant/types.js';
 import { parseTenantFile, serializeTenant } from '../core/tenant/validate.js';
 import { apiError } from './problem.js';
 import { bodyFromDocument, documentFromBody, mergePatch } from './tenant-body.js';
@@ -66,6 +66,8 @@ export interface TenantEntity {
   generation: number;
   /** The generation last reconciled to its end (Ready, or Stalled); `< generation` means in progress. */
   observedGeneration: number;
+  /** Findings in the current file that do not stop it, e.g. a retired database size and its replacement. */
+  warnings: ValidationIssue[];
   /** The newest commit of the tracked branch that holds this tenant's current file. */
   desiredCommit: string | null;
   /** The spec digest of the current file; null when it is invalid or removed. */
@@ -141,7 +143,8 @@ export class TenantInfrastructureService {
     const doc = parsed?.ok ? parsed.tenant : (record?.applied?.document ?? null);
     const seen = record?.desired;
     const specDigest = file && seen?.blobOid === file.oid ? seen.specDigest : parsed?.ok ? specDigestOf(parsed.tenant) : null;
-    return { entity: this.entity(tenantId, record, file ? { oid: file.oid, commit: head, specDigest } : null, doc), etag: file ? `"${file.oid}"` : null };
+    const warnings = parsed?.ok ? parsed.warnings : [];
+    return { entity: this.entity(tenantId, record, file ? { oid: file.oid, commit: head, specDigest } : null, doc, warnings), etag: file ? `"${file.oid}"` : null };
   }
 
   private entity(
@@ -149,6 +152,7 @@ export class TenantInfrastructureService {
     record: TenantRecord | undefined,
     file: { oid: string; commit: string | null; specDigest: string | null } | null,
     doc: TenantInfrastructureDocument | null,
+    warnings: ValidationIssue[],
   ): TenantEntity {
     const seen = record?.desired ?? null;
     const reconciled = file ? seen?.blobOid === file.oid && !record?.operation : !record || record.status === 'DEPROVISIONED';
@@ -170,6 +174,7 @@ export class TenantInfrastructureService {
       // generation as current (the daemon counts it the same way when it gets there).
       generation: generationFor(record, file ? specIdentity({ specDigest: file.specDigest, blobOid: file.oid }) : ABSENT),
       observedGeneration: observed?.observedGeneration ?? 0,
+      warnings,
       desiredCommit: seen?.blobOid === file?.oid ? (seen?.commit ?? null) : (file?.commit ?? null),
       desiredSpecDigest: file?.specDigest ?? null,
       observedCommit: observed?.observedCommit ?? null,
@@ -215,7 +220,7 @@ export class TenantInfrastructureService {
         next ??= items.at(-1)?.tenantId ?? null;
         continue;
       }
-      items.push(this.entity(id, record, desired ? { oid: desired.blobOid, commit: desired.commit, specDigest: desired.specDigest } : null, doc));
+      items.push(this.entity(id, record, desired ? { oid: desired.blobOid, commit: desired.commit, specDigest: desired.specDigest } : null, doc, desired?.warnings ?? []));
     }
     return { items, next, total, counts };
   }
@@ -253,6 +258,7 @@ export class TenantInfrastructureService {
       specDigest: parsed.ok ? specDigestOf(parsed.tenant) : null,
       document: parsed.ok ? parsed.tenant : null,
       issues: parsed.ok ? [] : parsed.issues,
+      ...(parsed.ok && parsed.warnings.length ? { warnings: parsed.warnings } : {}),
     };
   }
 

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import git from 'isomorphic-git';
 import { TenantdError } from '../core/errors.js';
 
+const TENANT_SCHEMA_FILE = 'schemas/tenant.schema.json';
+
 /** `tenants-example/` ships beside `daemon/` in the source tree and beside `dist/` in the package. */
 export function findExampleDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -32,9 +34,16 @@ export async function initTenantsRepo(dir: string, opts: { branch?: string; from
     await fsp.copyFile(path.join(from, 'tenants', name), path.join(dir, 'tenants', name));
     await git.add({ fs, dir, filepath: `tenants/${name}` });
   }
+  // The example files name `../schemas/tenant.schema.json` (yaml-language-server): ship it along.
+  const schema = path.join(from, TENANT_SCHEMA_FILE);
+  if (fs.existsSync(schema)) {
+    await fsp.mkdir(path.join(dir, 'schemas'), { recursive: true });
+    await fsp.copyFile(schema, path.join(dir, TENANT_SCHEMA_FILE));
+    await git.add({ fs, dir, filepath: TENANT_SCHEMA_FILE });
+  }
   await fsp.writeFile(
     path.join(dir, 'README.md'),
-    '# Tenants repository\n\n`tenants/<tenantId>.yaml` is the desired infrastructure of each tenant, written by people and the tenantd API.\n`status/<tenantId>.yaml` is what tenantd observed; only tenantd writes it.\n',
+    '# Tenants repository\n\n`tenants/<tenantId>.yaml` is the desired infrastructure of each tenant, written by people and the tenantd API.\n`status/<tenantId>.yaml` is what tenantd observed; only tenantd writes it.\n`schemas/tenant.schema.json` lets an editor with yaml-language-server check tenant files as you type; refresh it from a running tenantd at `/schemas/tenant.schema.json` after an upgrade.\n',
   );
   await git.add({ fs, dir, filepath: 'README.md' });
   return git.commit({

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { formatIssue, type ValidationIssue } from '../core/tenant/types.js';
+import { formatIssue, formatWarning, type ValidationIssue } from '../core/tenant/types.js';
 import { parseTenantFile } from '../core/tenant/validate.js';
 import type { CommandSpec } from './args.js';
 import { githubAnnotation, issueFinding, OUTPUT_FORMATS, sarifLog, type Finding, type OutputFormat } from './ci-output.js';
@@ -46,6 +46,7 @@ export async function validatePaths(paths: string[], cwd: string): Promise<Valid
     }
   }
   const issues: ValidationIssue[] = [];
+  const warnings: ValidationIssue[] = [];
   for (const abs of files) {
     const shown = path.relative(cwd, abs) || abs;
     const text = await fsp.readFile(abs, 'utf8').catch((err: unknown) => err as NodeJS.ErrnoException);
@@ -55,8 +56,9 @@ export async function validatePaths(paths: string[], cwd: string): Promise<Valid
     }
     const result = parseTenantFile(shown, text);
     if (!result.ok) issues.push(...result.issues);
+    else warnings.push(...result.warnings);
   }
-  return { files: files.length, issues, warnings: [] };
+  return { files: files.length, issues, warnings };
 }
 
 export interface OutputContext {
@@ -85,6 +87,6 @@ export function formatValidation(report: ValidationReport, format: OutputFormat,
     case 'github':
       return `${[...findings().map((f) => githubAnnotation(f, ctx.root)), summary].join('\n')}\n`;
     case 'text':
-      return `${[...report.issues.map(formatIssue), ...report.warnings.map((w) => `warning: ${formatIssue(w)}`), summary].join('\n')}\n`;
+      return `${[...report.issues.map(formatIssue), ...report.warnings.map(formatWarning), summary].join('\n')}\n`;
   }
 }

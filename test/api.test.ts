@@ -2,17 +2,17 @@ import t from 'tap';
 import { PHASES } from '../core/phases.js';
 import { apiHarness } from './helpers/api.js';
 import { gitOut } from './helpers/git-fixtures.js';
+import { SEED, SEED_BODY, SEED_PATH, UUID } from './helpers/seed.js';
 
 const T = '/api/v1/infrastructure/tenants';
-// The seed's curl body.
-const SEED = { tier: 'professional', region: 'eastus', cloudProvider: 'AZURE', configuration: { databaseSize: 'GP_Gen5_2', storageGb: 100, enableHa: true } };
 
 const commitCount = async (repo: string): Promise<number> => Number(await gitOut(repo, ['rev-list', '--count', 'main']));
 
-t.test('POST provision (the seed body) commits the file, answers 202, and the tenant reconciles to ACTIVE', async (t) => {
+t.test('POST provision with the seed body, byte for byte, commits the file, answers 202, and the tenant reconciles to ACTIVE', async (t) => {
   const h = await apiHarness(t);
-  const res = await h.call('POST', `${T}/550e8400/provision`, { body: SEED });
-  t.equal(res.status, 202);
+  // The seed's curl: these headers, this path, the body exactly as its -d argument.
+  const res = await h.call('POST', SEED_PATH, { raw: SEED_BODY, headers: { 'Content-Type': 'application/json' } });
+  t.equal(res.status, 202, JSON.stringify(res.body));
   t.equal(res.headers.get('location'), `${T}/550e8400`);
   t.match(res.body, { commit: /^[0-9a-f]{40}$/, requestId: String, tenant: { tenantId: '550e8400', status: 'PENDING', reconciled: false } });
   const commit = res.body['commit'] as string;
@@ -23,9 +23,14 @@ t.test('POST provision (the seed body) commits the file, answers 202, and the te
   await h.daemon.whenIdle();
   const get = await h.call('GET', `${T}/550e8400`);
   t.equal(get.status, 200);
-  t.match(get.body, { tenantId: '550e8400', status: 'ACTIVE', cloudProvider: 'AZURE', region: 'eastus', namespace: 'tenant-550e8400', reconciled: true, configuration: SEED.configuration });
-  t.match(get.body['id'], /^[0-9a-f-]{36}$/);
+  // Every field of the seed's TenantInfrastructure, with the seed's types.
+  t.match(get.body, { tenantId: '550e8400', status: 'ACTIVE', cloudProvider: 'AZURE', region: 'eastus', namespace: 'tenant-550e8400', reconciled: true });
+  t.same(get.body['configuration'], SEED.configuration, 'configuration is the JSON sent, nothing added or coerced');
+  t.match(get.body['id'], UUID, 'id is a UUID');
+  t.type(get.body['terraformStateKey'], 'string');
   t.match(get.body['terraformStateKey'], /550e8400/);
+  t.match(get.body['spec'], { tier: 'professional', region: 'eastus', cloudProvider: 'AZURE', configuration: SEED.configuration });
+  t.same(get.body['warnings'], [], 'a current Azure flexible server size: no warning');
   t.match(get.headers.get('etag'), /^"[0-9a-f]{40}"$/);
   const tr = await h.call('GET', `${T}/550e8400/transitions`);
   const items = tr.body['items'] as Array<{ toState: string; trigger: string }>;
@@ -54,7 +59,7 @@ t.test('PUT merges into the spec; a stale ETag is 412, a fresh one commits and t
   t.equal(await commitCount(h.repo), before, 'no commit');
   await h.daemon.whenIdle();
   const after = await h.call('GET', `${T}/globex`);
-  t.match(after.body, { status: 'ACTIVE', configuration: { storageGb: 300, databaseSize: 'GP_Gen5_2' } });
+  t.match(after.body, { status: 'ACTIVE', configuration: { storageGb: 300, databaseSize: 'Standard_D2ds_v5' } });
   const states = ((await h.call('GET', `${T}/globex/transitions`)).body['items'] as Array<{ toState: string }>).map((x) => x.toState);
   t.same(states.slice(-7), ['UPDATING/Request', 'UPDATING/Plan', 'UPDATING/Apply', 'UPDATING/Deploy', 'UPDATING/Configure', 'UPDATING/Verify', 'ACTIVE/Complete']);
   const invalid = await h.call('PUT', `${T}/globex`, { body: { configuration: { storageGb: 99999 } } });

@@ -226,7 +226,7 @@ t.test('database: size, storage class, secret references, HA', async (t) => {
   t.equal(at(find(renderTenant(baseTenant()), 'PersistentVolumeClaim', 'data-postgres-0'), 'spec', 'storageClassName'), 'gp3');
   const gcp = renderTenant(baseTenant({ cloudProvider: 'GCP', region: 'us-central1', configuration: { databaseSize: 'db-g1-small', storageGb: 5, enableHa: false } }));
   t.equal(at(find(gcp, 'PersistentVolumeClaim', 'data-postgres-0'), 'spec', 'storageClassName'), 'standard-rwo');
-  t.same(at(find(gcp, 'StatefulSet', 'postgres'), 'spec', 'template', 'spec', 'containers', 0, 'resources', 'requests'), { cpu: '1', memory: '1740Mi' });
+  t.same(at(find(gcp, 'StatefulSet', 'postgres'), 'spec', 'template', 'spec', 'containers', 0, 'resources', 'requests'), { cpu: '500m', memory: '1740Mi' });
 
   t.same(r.generatedSecrets, [{ fixed: { database: 'app', username: 'app' }, generatedKeys: ['password'], name: 'postgres-credentials', namespace: 'tenant-acme' }]);
 

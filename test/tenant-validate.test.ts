@@ -151,14 +151,14 @@ t.test('region and database size must be in the provider catalog', async (t) => 
   const text = lines(...BASE).replace('region: us-east-1', 'region: mars-1').replace('db.t3.micro', 'GP_Gen5_2');
   const result = parseTenantFile('tenants/acme.yaml', text);
   t.same(where(result), ['9:11 spec.region', '11:19 spec.configuration.databaseSize']);
-  t.match(issuesOf(result)[0]?.message, /^region "mars-1" is not offered by AWS \(one of: us-east-1, /);
+  t.match(issuesOf(result)[0]?.message, /^region "mars-1" is not offered by AWS \(one of: af-south-1, .*us-east-1, /);
   t.match(issuesOf(result)[1]?.message, /^database size "GP_Gen5_2" is not offered by AWS/);
 });
 
 t.test('tier limits are enforced', async (t) => {
   const text = lines(
     ...BASE.slice(0, 10),
-    '    databaseSize: db.m5.large', // 11: 2 vCPU > starter's 1
+    '    databaseSize: db.m5.large', // 11: 8 GiB > starter's 4 GiB
     '    storageGb: 500', // 12: > 100
     '    enableHa: true', // 13: starter has no HA
     '  services:', // 14: 3 > 2 services
@@ -182,7 +182,7 @@ t.test('tier limits are enforced', async (t) => {
     '18:17 spec.services[0].replicas',
   ]);
   const messages = issuesOf(result).map((i) => i.message);
-  t.match(messages[0], /exceeds the starter tier limit/);
+  t.match(messages[0], /^database size "db.m5.large" \(2 vCPU, 8 GiB\) exceeds the starter tier limit of 4 GiB of memory \(allowed: db.t4g.micro, /);
   t.match(messages[1], /^must be <= 100 for the starter tier/);
   t.match(messages[2], /high availability/);
   t.match(messages[3], /at most 2 services/);

@@ -5,7 +5,7 @@
  * The YAML is block style with a comment header, like the files in tenants-example/tenants/.
  * Everything is a pure function of the tenant's index (and a revision), so runs are reproducible.
  */
-import { DATABASE_SIZES, REGIONS, TIER_POLICIES } from '../../core/tenant/catalog.js';
+import { REGIONS, TIER_POLICIES, sizesWithinTier } from '../../core/tenant/catalog.js';
 import type { CloudProvider, Tier } from '../../core/tenant/types.js';
 
 const PROVIDERS: readonly CloudProvider[] = ['AWS', 'AZURE', 'GCP'];
@@ -60,9 +60,7 @@ export function tenantSpec(id: string, i: number, revision = 0): TenantSpecShape
   const provider = PROVIDERS[mix(i, 2) % PROVIDERS.length] as CloudProvider;
   const regions = REGIONS[provider];
   const region = regions[mix(i, 3) % regions.length] as string;
-  const sizes = Object.entries(DATABASE_SIZES[provider])
-    .filter(([, s]) => s.milliCpu <= policy.maxDatabaseMilliCpu)
-    .map(([name]) => name);
+  const sizes = sizesWithinTier(provider, tier);
   const databaseSize = sizes[(mix(i, 4) + revision) % sizes.length] as string;
   const storageGb = 10 + ((mix(i, 5) + revision * 10) % Math.min(policy.maxStorageGb - 10, 1000));
   const enableHa = policy.haAllowed && mix(i, 6) % 2 === 0;

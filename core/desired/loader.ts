@@ -152,6 +152,7 @@ export class DesiredStateLoader {
       specDigest: parsed.digest,
       document: parsed.ok ? parsed.tenant : null,
       issues: parsed.ok ? [] : parsed.issues,
+      ...(parsed.ok && parsed.warnings.length ? { warnings: parsed.warnings } : {}),
     };
   }
 }

@@ -10,7 +10,9 @@ export type SeenDesired = Omit<DesiredInfrastructureState, 'document'>;
 export type TransitionSummary = Pick<InfrastructureStateTransition, 'fromState' | 'toState' | 'trigger' | 'timestamp'>;
 
 export function seenDesired(d: DesiredInfrastructureState): SeenDesired {
-  return { tenantId: d.tenantId, file: d.file, commit: d.commit, blobOid: d.blobOid, specDigest: d.specDigest, issues: d.issues };
+  const seen: SeenDesired = { tenantId: d.tenantId, file: d.file, commit: d.commit, blobOid: d.blobOid, specDigest: d.specDigest, issues: d.issues };
+  if (d.warnings?.length) seen.warnings = d.warnings;
+  return seen;
 }
 
 /** What a tenant's desired file says at a commit: the seed's DesiredInfrastructureState. */
@@ -25,6 +27,8 @@ export interface DesiredInfrastructureState {
   specDigest: string | null;
   document: TenantInfrastructureDocument | null;
   issues: ValidationIssue[];
+  /** Valid but worth acting on (a retired database size); absent when there are none. */
+  warnings?: ValidationIssue[];
 }
 
 export interface OperationTarget {

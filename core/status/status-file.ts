@@ -1,5 +1,5 @@
 import { sortKeysDeep } from '../canonical.js';
-import { API_VERSION } from '../tenant/types.js';
+import { API_VERSION, type ValidationIssue } from '../tenant/types.js';
 import type { TenantRecord } from '../state/record.js';
 import { stringifyYaml } from './yaml-emit.js';
 
@@ -37,6 +37,8 @@ export function observedFields(record: TenantRecord): {
  */
 export function statusDocument(record: TenantRecord): Record<string, unknown> {
   const issues = record.status === 'INVALID' ? (record.desired?.issues ?? []) : [];
+  const position = (i: ValidationIssue): Record<string, unknown> => ({ file: i.file, line: i.line, column: i.column, path: i.path, message: i.message });
+  const warnings = record.desired?.warnings ?? [];
   return {
     apiVersion: API_VERSION,
     kind: 'TenantInfrastructureStatus',
@@ -55,7 +57,9 @@ export function statusDocument(record: TenantRecord): Record<string, unknown> {
       namespace: record.namespace,
       stateKey: record.terraformStateKey,
       outputs: record.outputs,
-      errors: issues.map((i) => ({ file: i.file, line: i.line, column: i.column, path: i.path, message: i.message })),
+      errors: issues.map(position),
+      // Only when there are some, so status files of tenants without warnings stay as they were.
+      ...(warnings.length ? { warnings: warnings.map(position) } : {}),
       lastTransitions: record.recentTransitions.slice(-STATUS_TRANSITIONS).map((t) => ({
         fromState: t.fromState,
         toState: t.toState,

@@ -98,7 +98,8 @@ export interface ValidationIssue {
 }
 
 export type TenantParseResult =
-  | { ok: true; tenant: TenantInfrastructureDocument }
+  /** `warnings`: valid but worth acting on (a retired database size), each with its position. */
+  | { ok: true; tenant: TenantInfrastructureDocument; warnings: ValidationIssue[] }
   | { ok: false; issues: ValidationIssue[] };
 
 /** Namespaces are `tenant-<tenantId>`; Kubernetes caps names at 63 characters. */
@@ -112,3 +113,6 @@ export function formatIssue(issue: ValidationIssue): string {
   const where = issue.line > 0 ? `${issue.file}:${issue.line}:${issue.column}` : issue.file;
   return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
 }
+
+/** A warning as `tenantd validate` prints it: `file:line:col: warning: path: message` (the compiler convention). */
+export const formatWarning = (issue: ValidationIssue): string => formatIssue({ ...issue, path: issue.path ? `warning: ${issue.path}` : 'warning' });

@@ -4,8 +4,9 @@
  * Three layers, each reporting every problem it finds at once:
  *   1. YAML: syntax errors, duplicate keys, more than one document.
  *   2. JSON Schema (`schemas/tenant.schema.json`, the source of truth), via ajv with allErrors.
- *   3. Checks the schema cannot express: catalog regions and database sizes, tier limits,
- *      unique names, ingress wiring, and that the tenantId matches the file name.
+ *   3. Checks the schema cannot express: catalog regions and database sizes (catalog-rules.ts:
+ *      retired sizes are warnings, not errors), tier limits, unique names, ingress wiring, and
+ *      that the tenantId matches the file name.
  *
  * Valid files are the hot path (a cold start loads every tenant): the ajv validator is compiled
  * once, files are parsed with js-yaml (`quickParse`, ~8x cheaper than the `yaml` parser), and
@@ -27,11 +28,11 @@ import {
 } from 'yaml';
 import tenantSchema from '../../schemas/tenant.schema.json' with { type: 'json' };
 import { sortKeysDeep } from '../canonical.js';
-import { DATABASE_SIZES, REGIONS, TIER_POLICIES, databaseSizeSpec } from './catalog.js';
+import { CUSTOM_SIZE_PATTERN, TIER_POLICIES } from './catalog.js';
+import { catalogFindings } from './catalog-rules.js';
 import {
   CLOUD_PROVIDERS,
   TIERS,
-  type CloudProvider,
   type Tier,
   type TenantInfrastructureDocument,
   type TenantParseResult,
@@ -65,8 +66,12 @@ export function parseTenantFile(file: string, text: string): TenantParseResult {
   const expectedId = expectedIdForFile(file);
   // Fast path: most tenant files are plain block YAML; valid ones never reach the full parser.
   const quick = quickParse(text);
-  if (quick !== undefined && validateData(quick, expectedId).length === 0) {
-    return { ok: true, tenant: quick as unknown as TenantInfrastructureDocument };
+  if (quick !== undefined) {
+    const found = validateData(quick, expectedId);
+    // Warnings (a retired size) need source positions: the full parse below places them.
+    if (found.problems.length === 0 && found.warnings.length === 0) {
+      return { ok: true, tenant: quick as unknown as TenantInfrastructureDocument, warnings: [] };
+    }
   }
   // prettyErrors: false skips the library's LineCounter; positions are derived lazily below.
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
@@ -78,9 +83,9 @@ export function parseTenantFile(file: string, text: string): TenantParseResult {
   }
   // maxAliasCount bounds alias expansion ("billion laughs").
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
-  const problems = validateData(data, expectedId);
-  if (problems.length === 0) return { ok: true, tenant: data as TenantInfrastructureDocument };
+  const { problems, warnings } = validateData(data, expectedId);
   const positions = new SourcePositions(text, doc);
+  if (problems.length === 0) return { ok: true, tenant: data as TenantInfrastructureDocument, warnings: sortIssues(warnings.map((p) => positions.issue(file, p))) };
   return fail(problems.map((p) => positions.issue(file, p)));
 }
 
@@ -90,9 +95,10 @@ export function parseTenantFile(file: string, text: string): TenantParseResult {
  * On success `tenant` is the input object itself (ajv neither coerces nor adds defaults).
  */
 export function validateTenantDocument(doc: unknown, file?: string): TenantParseResult {
-  const problems = validateData(doc, file === undefined ? null : expectedIdForFile(file));
-  if (problems.length === 0) return { ok: true, tenant: doc as TenantInfrastructureDocument };
-  return fail(problems.map((p) => ({ file: file ?? '', line: 0, column: 0, path: formatPath(p.path), message: p.message })));
+  const { problems, warnings } = validateData(doc, file === undefined ? null : expectedIdForFile(file));
+  const unplaced = (p: Problem): ValidationIssue => ({ file: file ?? '', line: 0, column: 0, path: formatPath(p.path), message: p.message });
+  if (problems.length === 0) return { ok: true, tenant: doc as TenantInfrastructureDocument, warnings: warnings.map(unplaced) };
+  return fail(problems.map(unplaced));
 }
 
 /** `tenants/acme.yaml` → `acme`; null for anything not directly under `tenants/` ending in .yaml/.yml. */
@@ -128,13 +134,22 @@ function schemaValidator(): ValidateFunction<TenantInfrastructureDocument> {
   return compiled;
 }
 
-function validateData(data: unknown, expectedId: string | null): Problem[] {
+/**
+ * Where the schema keeps its copy of the catalogs (generated from core/tenant/catalog-data.json
+ * for editors). Its errors are dropped here: the catalog checks report the same fields with a
+ * better message (the tier's sizes, a "did you mean"), and retired sizes as warnings.
+ */
+export const CATALOG_SCHEMA_PATH = '#/properties/spec/allOf';
+
+function validateData(data: unknown, expectedId: string | null): { problems: Problem[]; warnings: Problem[] } {
   const validate = schemaValidator();
-  const schemaProblems = validate(data) ? [] : (validate.errors ?? []).flatMap((e) => schemaProblem(e, data));
+  const errors = validate(data) ? [] : (validate.errors ?? []).filter((e) => !e.schemaPath.startsWith(`${CATALOG_SCHEMA_PATH}/`));
+  const schemaProblems = errors.flatMap((e) => schemaProblem(e, data));
   // Skip a semantic check on a field that already has a schema error: one complaint per field.
   const flagged = new Set(schemaProblems.map((p) => formatPath(p.path)));
-  const semantic = semanticProblems(data, expectedId).filter((p) => !flagged.has(formatPath(p.path)));
-  return [...schemaProblems, ...semantic];
+  const semantic = semanticFindings(data, expectedId);
+  const unflagged = (p: Problem): boolean => !flagged.has(formatPath(p.path));
+  return { problems: [...schemaProblems, ...semantic.problems.filter(unflagged)], warnings: semantic.warnings.filter(unflagged) };
 }
 
 function schemaProblem(error: ErrorObject, root: unknown): Problem[] {
@@ -226,12 +241,14 @@ export const PATTERN_MEANINGS: Readonly<Record<string, string>> = {
   '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$': 'a memory quantity such as "256Mi", "2Gi" or "1G"',
   '^\\S+$': 'a container image reference without whitespace',
   '^[A-Za-z_][A-Za-z0-9_]*$': 'an environment variable name: letters, digits and "_", not starting with a digit',
+  // Catalog errors are reported by catalog-rules.ts; the wording stands for completeness.
+  [CUSTOM_SIZE_PATTERN]: 'a Cloud SQL custom machine type db-custom-<vCPU>-<memory MiB> with 1 or an even number of vCPUs up to 96',
 };
 
 /** Checks the schema cannot express. Defensive: runs on data that may also have failed the schema. */
-function semanticProblems(data: unknown, expectedId: string | null): Problem[] {
+function semanticFindings(data: unknown, expectedId: string | null): { problems: Problem[]; warnings: Problem[] } {
   const problems: Problem[] = [];
-  if (!isRecord(data)) return problems;
+  if (!isRecord(data)) return { problems, warnings: [] };
   const metadata = isRecord(data['metadata']) ? data['metadata'] : {};
   const spec = isRecord(data['spec']) ? data['spec'] : {};
   const configuration = isRecord(spec['configuration']) ? spec['configuration'] : {};
@@ -248,18 +265,8 @@ function semanticProblems(data: unknown, expectedId: string | null): Problem[] {
   const tier = oneOf(TIERS, spec['tier']);
   const policy = tier === undefined ? undefined : TIER_POLICIES[tier];
 
-  const region = spec['region'];
-  if (provider !== undefined && typeof region === 'string' && !REGIONS[provider].includes(region)) {
-    problems.push({
-      path: ['spec', 'region'],
-      message: `region ${JSON.stringify(region)} is not offered by ${provider} (one of: ${REGIONS[provider].join(', ')})`,
-    });
-  }
-
-  const dbSize = configuration['databaseSize'];
-  if (provider !== undefined && typeof dbSize === 'string') {
-    problems.push(...databaseSizeProblems(provider, tier, dbSize));
-  }
+  const catalog = catalogFindings(provider, tier, spec['region'], configuration['databaseSize']);
+  problems.push(...catalog.problems);
 
   const storageGb = configuration['storageGb'];
   if (policy !== undefined && typeof storageGb === 'number' && storageGb > policy.maxStorageGb) {
@@ -279,26 +286,7 @@ function semanticProblems(data: unknown, expectedId: string | null): Problem[] {
   const services = Array.isArray(spec['services']) ? (spec['services'] as unknown[]) : [];
   problems.push(...serviceProblems(services, tier));
   if (spec['ingress'] !== undefined) problems.push(...ingressProblems(spec['ingress'], services));
-  return problems;
-}
-
-function databaseSizeProblems(provider: CloudProvider, tier: Tier | undefined, name: string): Problem[] {
-  const path = ['spec', 'configuration', 'databaseSize'];
-  const size = databaseSizeSpec(provider, name);
-  const offered = Object.keys(DATABASE_SIZES[provider]);
-  if (size === undefined) {
-    return [{ path, message: `database size ${JSON.stringify(name)} is not offered by ${provider} (one of: ${offered.join(', ')})` }];
-  }
-  if (tier === undefined) return [];
-  const max = TIER_POLICIES[tier].maxDatabaseMilliCpu;
-  if (size.milliCpu <= max) return [];
-  const allowed = offered.filter((n) => (databaseSizeSpec(provider, n)?.milliCpu ?? Infinity) <= max);
-  return [
-    {
-      path,
-      message: `database size ${JSON.stringify(name)} (${size.milliCpu / 1000} vCPU) exceeds the ${tier} tier limit of ${max / 1000} vCPU (allowed: ${allowed.join(', ')})`,
-    },
-  ];
+  return { problems, warnings: catalog.warnings };
 }
 
 function serviceProblems(services: unknown[], tier: Tier | undefined): Problem[] {
@@ -512,9 +500,12 @@ export function quickParse(text: string): Record<string, unknown> | undefined {
 // Small helpers
 
 function fail(issues: ValidationIssue[]): TenantParseResult {
-  // Stable sort: issues on the same position keep schema-then-semantic order.
-  issues.sort((a, b) => a.line - b.line || a.column - b.column);
-  return { ok: false, issues };
+  return { ok: false, issues: sortIssues(issues) };
+}
+
+/** Stable sort by position: issues on the same position keep schema-then-semantic order. */
+function sortIssues(issues: ValidationIssue[]): ValidationIssue[] {
+  return issues.sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
 /** ajv's JSON Pointer → segments, numeric where the container is an array. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isTenantdError } from '../core/errors.js';
 import { specDigestOf, type DesiredStateLoader } from '../core/desired/loader.js';
 import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import type { TransitionLog } from '../core/log/transition-log.js';
@@ -134,7 +135,11 @@ export class TenantInfrastructureService {
   async get(tenantId: string): Promise<{ entity: TenantEntity; etag: string | null } | null> {
     assertTenantId(tenantId);
     const head = await this.head();
-    const file = await this.currentFile(head, tenantId);
+    // A file whose object is damaged is still this tenant's: show its record (FAILED, naming the object).
+    const file = await this.currentFile(head, tenantId).catch((err: unknown) => {
+      if (isTenantdError(err) && err.code.startsWith('E_GIT_OBJECT')) return null;
+      throw err;
+    });
     const record = this.deps.store.get(tenantId);
     if (!file && !record) return null;
     const parsed = file ? parseTenantFile(tenantPath(tenantId), file.text) : null;

@@ -10,7 +10,7 @@ export type SeenDesired = Omit<DesiredInfrastructureState, 'document'>;
 export type TransitionSummary = Pick<InfrastructureStateTransition, 'fromState' | 'toState' | 'trigger' | 'timestamp'>;
 
 export function seenDesired(d: DesiredInfrastructureState): SeenDesired {
-  return { tenantId: d.tenantId, file: d.file, commit: d.commit, blobOid: d.blobOid, specDigest: d.specDigest, issues: d.issues };
+  return { tenantId: d.tenantId, file: d.file, commit: d.commit, blobOid: d.blobOid, specDigest: d.specDigest, issues: d.issues, ...(d.unreadable ? { unreadable: d.unreadable } : {}) };
 }
 
 /** What a tenant's desired file says at a commit: the seed's DesiredInfrastructureState. */
@@ -25,6 +25,8 @@ export interface DesiredInfrastructureState {
   specDigest: string | null;
   document: TenantInfrastructureDocument | null;
   issues: ValidationIssue[];
+  /** The file's blob could not be read from git (a corrupt or missing object): not invalid, unknown. */
+  unreadable?: { code: string; message: string };
 }
 
 export interface OperationTarget {

@@ -7,7 +7,7 @@ import { DEFAULT_BODY_LIMIT, readRawBody } from './body.js';
 import { IdempotencyStore, type StoredResponse } from './idempotency.js';
 import { openApiDocument } from './openapi.js';
 import { apiError, problemOf } from './problem.js';
-import { newRequestId, type TenantInfrastructureService } from './service.js';
+import { assertTenantId, newRequestId, type TenantInfrastructureService } from './service.js';
 import type { EventStreamHub } from './sse.js';
 import { serveSchemas } from './schemas.js';
 import { serveDashboard } from './static.js';
@@ -196,7 +196,7 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     const id = ctx.params.tenantId as string;
     const raw = await readRawBody(ctx.req, limit);
     const body = parseJson(ctx, raw, ['application/json', 'application/merge-patch+json']);
-    const ifMatch = ctx.get('If-Match') || undefined;
+    const ifMatch = ctx.headers['if-match'];
     await write(ctx, raw, async () => {
       const result = await deps.service.update(id, body, ifMatch, caller(ctx));
       return { status: 202, body: { requestId: ctx.state.requestId, commit: result.commit, tenant: result.entity }, headers: { ETag: result.etag, Location: tenantUrl(id) } };
@@ -205,7 +205,7 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
 
   router.delete(`${T}/:tenantId`, requireScope('tenants:delete'), async (ctx) => {
     const id = ctx.params.tenantId as string;
-    const ifMatch = ctx.get('If-Match') || undefined;
+    const ifMatch = ctx.headers['if-match'];
     await write(ctx, Buffer.from(ctx.querystring), async () => {
       const result = await deps.service.remove(id, strParam(ctx, 'confirm'), ifMatch, caller(ctx));
       return { status: 202, body: { requestId: ctx.state.requestId, commit: result.commit, tenant: result.entity }, headers: { Location: tenantUrl(id) } };
@@ -235,9 +235,11 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
 
   router.get(`${API_PREFIX}/events`, requireScope('tenants:read'), (ctx) => {
     const tenant = strParam(ctx, 'tenant') ?? null;
+    if (tenant !== null) assertTenantId(tenant);
     const lastRaw = ctx.get('Last-Event-ID') || strParam(ctx, 'lastEventId');
     const lastEventId = lastRaw && /^\d+$/.test(lastRaw) ? Number(lastRaw) : null;
-    const { stream, close } = deps.events.open({ tenant, lastEventId });
+    const socket = ctx.req.socket;
+    const { stream, close } = deps.events.open({ tenant, lastEventId, principal: ctx.state.principal?.name ?? 'anonymous', onDrop: () => socket.destroy() });
     ctx.req.on('close', close);
     ctx.req.socket.setTimeout(0);
     ctx.set('Cache-Control', 'no-cache');

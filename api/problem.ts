@@ -44,6 +44,7 @@ const STATUS_BY_CODE: Readonly<Record<string, [number, string]>> = {
   E_UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],
   E_VALIDATION: [422, 'Validation failed'],
   E_IDEMPOTENCY_MISMATCH: [422, 'Idempotency-Key reused with a different request'],
+  E_TOO_MANY_STREAMS: [429, 'Too many event streams'],
   E_NOT_READY: [503, 'Not ready'],
 };
 

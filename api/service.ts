@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isTenantdError } from '../core/errors.js';
 import { specDigestOf, type DesiredStateLoader } from '../core/desired/loader.js';
 import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import type { TransitionLog } from '../core/log/transition-log.js';
@@ -136,7 +137,11 @@ export class TenantInfrastructureService {
   async get(tenantId: string): Promise<{ entity: TenantEntity; etag: string | null } | null> {
     assertTenantId(tenantId);
     const head = await this.head();
-    const file = await this.currentFile(head, tenantId);
+    // A file whose object is damaged is still this tenant's: show its record (FAILED, naming the object).
+    const file = await this.currentFile(head, tenantId).catch((err: unknown) => {
+      if (isTenantdError(err) && err.code.startsWith('E_GIT_OBJECT')) return null;
+      throw err;
+    });
     const record = this.deps.store.get(tenantId);
     if (!file && !record) return null;
     const parsed = file ? parseTenantFile(tenantPath(tenantId), file.text) : null;
@@ -374,11 +379,26 @@ function requestedAtOf(body: unknown): string | null {
   return value;
 }
 
-function checkIfMatch(ifMatch: string | undefined, oid: string): void {
+const ENTITY_TAG = /^(W\/)?"[\x21\x23-\x7e]*"$/;
+
+/**
+ * RFC 9110 §13.1.1: If-Match is `*` or a list of entity tags, compared strongly — a weak tag
+ * (`W/"…"`) never matches, since a weak tag only claims "about the same". An empty or malformed
+ * value is a client error (400), not a wildcard.
+ */
+export function checkIfMatch(ifMatch: string | undefined, oid: string): void {
   if (ifMatch === undefined) return;
-  const tags = ifMatch.split(',').map((s) => s.trim().replace(/^W\//, ''));
-  if (!tags.includes('*') && !tags.includes(`"${oid}"`)) {
-    throw apiError('E_PRECONDITION_FAILED', 'If-Match does not match the current ETag: the tenant changed since you read it', { etag: `"${oid}"` });
+  const value = ifMatch.trim();
+  if (value === '*') return;
+  const tags = value.split(',').map((s) => s.trim());
+  if (value === '' || !tags.every((tag) => ENTITY_TAG.test(tag))) {
+    throw apiError('E_BAD_REQUEST', 'If-Match must be "*" or a list of entity tags such as "<etag>" (as sent in ETag)', {
+      errors: [{ path: 'If-Match', message: value === '' ? 'empty' : 'not a list of entity tags' }],
+    });
+  }
+  if (!tags.includes(`"${oid}"`)) {
+    const weak = tags.includes(`W/"${oid}"`) ? ' (a weak tag W/"…" never matches: If-Match compares strongly)' : '';
+    throw apiError('E_PRECONDITION_FAILED', `If-Match does not match the current ETag: the tenant changed since you read it${weak}`, { etag: `"${oid}"` });
   }
 }
 

@@ -29,13 +29,23 @@ export interface ChildConfig {
   concurrency: number;
   tokensFile?: string;
   webhookSecret?: string;
+  /** Event streams one token may hold (the SSE scenario opens hundreds on one token). */
+  sseMaxStreams?: number;
 }
 
 export type ChildCommand =
   | { id: number; cmd: 'noop-poll'; n: number }
   | { id: number; cmd: 'idle' }
   | { id: number; cmd: 'stats' }
+  | { id: number; cmd: 'memory' }
+  | { id: number; cmd: 'rss-watch'; on: boolean }
   | { id: number; cmd: 'stop' };
+
+/** Memory now (no GC first) and the event-stream clients held and dropped. */
+export interface MemoryNow extends MemoryFigures {
+  sseClients: number;
+  sseDropped: number;
+}
 
 export interface MemoryFigures {
   rssMb: number;
@@ -152,7 +162,15 @@ async function serve(c: ChildConfig): Promise<void> {
   const t0 = performance.now();
   const daemon = await TenantdDaemon.open(daemonConfig(c), { write: (l) => void process.stdout.write(l) });
   const auth = await createAuthenticator({ tokensFile: c.tokensFile });
-  const api: ApiServer = await startApiServer(daemon, { host: '127.0.0.1', port: 0, auth, webhookSecrets: [c.webhookSecret] });
+  const api: ApiServer = await startApiServer(daemon, {
+    host: '127.0.0.1',
+    port: 0,
+    auth,
+    webhookSecrets: [c.webhookSecret],
+    ...(c.sseMaxStreams ? { events: { maxStreamsPerPrincipal: c.sseMaxStreams } } : {}),
+  });
+  // Peak RSS over a window (rss-watch on … off), sampled often: maxRSS is the whole life's peak.
+  let watch: { timer: NodeJS.Timeout; peakMb: number; samples: number } | null = null;
 
   // Webhook latency: request received by the server → ReconcileStarted caused by that delivery.
   const arrivals = new Map<string, number>();
@@ -202,6 +220,27 @@ async function serve(c: ChildConfig): Promise<void> {
           (vm.runInNewContext('gc') as () => void)();
           const retainedHeapMb = process.memoryUsage().heapUsed / MB;
           await send({ type: 'reply', id: m.id, data: { ...before, retainedHeapMb } });
+          break;
+        }
+        case 'memory': {
+          const now: MemoryNow = { ...memoryFigures(), sseClients: api.events.clients, sseDropped: api.events.dropped };
+          await send({ type: 'reply', id: m.id, data: now });
+          break;
+        }
+        case 'rss-watch': {
+          if (m.on) {
+            const w = { timer: setInterval(() => {
+              w.peakMb = Math.max(w.peakMb, process.memoryUsage.rss() / MB);
+              w.samples++;
+            }, 10), peakMb: process.memoryUsage.rss() / MB, samples: 1 };
+            watch = w;
+            await send({ type: 'reply', id: m.id, data: { peakMb: w.peakMb, samples: 1 } });
+          } else {
+            const w = watch;
+            if (w) clearInterval(w.timer);
+            watch = null;
+            await send({ type: 'reply', id: m.id, data: { peakMb: w?.peakMb ?? 0, samples: w?.samples ?? 0 } });
+          }
           break;
         }
         case 'stop':

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: tenantd at fleet scale, measured against native git in the same run.
  *
- *   node dist/bench/run.js [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200]
+ *   node dist/bench/run.js [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--sse-clients 500]
  *                          [--concurrency 4] [--log-entries 100000] [--out bench/results/latest.json]
  *                          [--failing-tenants 1000] [--failing-hours 1]
  *                          [--only name,name] [--keep] [--child-cpu-prof DIR]
@@ -26,10 +26,11 @@ import { failingFleet } from './scenarios/failing-fleet.js';
 import { fullReconcile } from './scenarios/reconcile.js';
 import { createTenantsRepo } from './scenarios/repo.js';
 import { serveScenarios } from './scenarios/serve.js';
+import { sseScenario } from './scenarios/sse.js';
 import { statusWriteBack } from './scenarios/status-writeback.js';
 import { transitionLog } from './scenarios/transition-log.js';
 
-export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'log', 'failing'] as const;
+export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'sse', 'log', 'failing'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -37,6 +38,8 @@ export interface BenchOptions {
   runs: number;
   reconcileRuns: number;
   burst: number;
+  /** Event-stream clients that never read, in the sse scenario. */
+  sseClients: number;
   concurrency: number;
   logEntries: number;
   statusChanged: number;
@@ -73,6 +76,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       runs: { type: 'string', default: '5' },
       'reconcile-runs': { type: 'string' },
       burst: { type: 'string', default: '200' },
+      'sse-clients': { type: 'string', default: '500' },
       concurrency: { type: 'string', default: '4' },
       'log-entries': { type: 'string', default: '100000' },
       'status-changed': { type: 'string', default: '1000' },
@@ -105,6 +109,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     runs,
     reconcileRuns: values['reconcile-runs'] === undefined ? Math.min(runs, 3) : positiveInt('reconcile-runs', values['reconcile-runs']),
     burst: positiveInt('burst', values.burst as string),
+    sseClients: positiveInt('sse-clients', values['sse-clients'] as string),
     concurrency: positiveInt('concurrency', values.concurrency as string),
     logEntries: positiveInt('log-entries', values['log-entries'] as string, 0),
     statusChanged: positiveInt('status-changed', values['status-changed'] as string),
@@ -119,7 +124,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
 }
 
 function readmeUsage(): string {
-  return 'Usage: npm run bench -- [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--concurrency 4]\n' +
+  return 'Usage: npm run bench -- [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--sse-clients 500] [--concurrency 4]\n' +
     '                        [--log-entries 100000] [--status-changed 1000] [--failing-tenants 1000] [--failing-hours 1] [--out FILE | --no-write] [--only ' + SCENARIOS.join(',') + '] [--keep]';
 }
 
@@ -158,7 +163,7 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
         rows.push(await coldLoad(repo, scratch, o.runs));
         progress(`${n} tenants: cold load done`);
       }
-      if (o.only.has('reconcile') || o.only.has('status') || o.only.has('serve')) {
+      if (o.only.has('reconcile') || o.only.has('status') || o.only.has('serve') || o.only.has('sse')) {
         const runs = o.only.has('reconcile') ? o.reconcileRuns : 1;
         progress(`${n} tenants: full reconcile, ${runs} run(s)…`);
         const rec = await fullReconcile(repo, sizeRoot, runs, o.concurrency, o.timeoutMs, childArgs(o));
@@ -187,6 +192,23 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
             })),
           );
           progress(`${n} tenants: serve scenarios done`);
+        }
+        if (o.only.has('sse')) {
+          progress(`${n} tenants: ${o.sseClients} event-stream clients that never read, during two API bursts…`);
+          rows.push(
+            ...(await sseScenario({
+              tenants: n,
+              repo: rec.repo,
+              dataDir: rec.dataDir,
+              concurrency: o.concurrency,
+              clients: o.sseClients,
+              bursts: 2,
+              burst: o.burst,
+              timeoutMs: o.timeoutMs,
+              execArgv: childArgs(o),
+            })),
+          );
+          progress(`${n} tenants: sse scenario done`);
         }
       }
     }
@@ -231,7 +253,7 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
     machine: machine(await gitVersion(), os.tmpdir()),
     // Other work on the machine skews the figures: the 1-minute load average before and after.
     loadAverage: { before: loadBefore.map((x) => Math.round(x * 100) / 100), after: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged, failingTenants: o.failingTenants, failingHours: o.failingHours },
+    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, sseClients: o.sseClients, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged, failingTenants: o.failingTenants, failingHours: o.failingHours },
     rows,
     table: table.split('\n'),
   };

@@ -6,7 +6,7 @@ import { IdempotencyStore } from '../api/idempotency.js';
 import { DELIVERY_LOG_FILE, DeliveryLog, isRelevantPush, verifyWebhook, type WebhookDelivery } from '../api/webhooks/index.js';
 import { createMetrics } from '../api/metrics.js';
 import { TenantInfrastructureService } from '../api/service.js';
-import { EventStreamHub } from '../api/sse.js';
+import { EventStreamHub, type EventStreamOptions } from '../api/sse.js';
 import type { TenantdDaemon } from './daemon.js';
 
 export interface ApiServerOptions {
@@ -16,12 +16,16 @@ export interface ApiServerOptions {
   /** Secrets accepted on webhook signatures (several while rotating); none = webhooks off. */
   webhookSecrets?: readonly string[];
   bodyLimit?: number;
+  /** Bounds of the event stream (clients per token, bytes per client). */
+  events?: EventStreamOptions;
   logError?: (requestId: string, err: unknown) => void;
 }
 
 export interface ApiServer {
   url: string;
   server: http.Server;
+  /** The event stream hub (clients connected, dropped). */
+  events: EventStreamHub;
   routes: RouteInfo[];
   close(): Promise<void>;
 }
@@ -38,7 +42,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     nudge: (trigger) => void daemon.poll(trigger),
     requestReconcile: (id, trigger, requestedAt) => daemon.requestReconcile(id, trigger, requestedAt),
   });
-  const events = new EventStreamHub(daemon.publisher);
+  const events = new EventStreamHub(daemon.publisher, opts.events);
   const metrics = createMetrics({ publisher: daemon.publisher, queue: daemon.queue, statuses: () => daemon.store.all().map((r) => r.status) });
   const secrets = opts.webhookSecrets ?? [];
   let webhooks: WebhookHandler<WebhookDelivery> | undefined;
@@ -82,6 +86,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
   return {
     url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     server,
+    events,
     routes: app.routes,
     close: async () => {
       events.closeAll();

@@ -157,6 +157,7 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
       port: config.port,
       auth: await createDaemonAuthenticator(config, io, line),
       webhookSecrets: config.webhookSecrets,
+      events: { maxStreamsPerPrincipal: config.sseMaxStreams },
       logError: (requestId, err) => io.err(`${JSON.stringify({ level: 'error', msg: 'API request failed', requestId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) })}\n`),
     });
   } catch (err: unknown) {
@@ -201,6 +202,7 @@ async function createDaemonAuthenticator(config: DaemonConfig, io: CliIo, line: 
     ...(a.jwksFile ? { jwksFile: a.jwksFile } : {}),
     ...(a.issuer ? { issuer: a.issuer } : {}),
     ...(a.audience ? { audience: a.audience } : {}),
+    ...(a.allowNoExp ? { allowNoExp: true } : {}),
     onReloadError: (err: unknown) => io.err(line('error', `keeping the previous API credentials: ${err instanceof Error ? err.message : String(err)}`)),
   });
 }

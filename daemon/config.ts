@@ -24,13 +24,15 @@ export interface DaemonConfig {
   backoff: BackoffPolicy;
   logFormat: 'human' | 'json';
   host: string;
-  auth: { tokensFile: string | null; jwtSecret: string | null; jwksFile: string | null; issuer: string | null; audience: string | null; insecureNoAuth: boolean };
+  auth: { tokensFile: string | null; jwtSecret: string | null; jwksFile: string | null; issuer: string | null; audience: string | null; allowNoExp: boolean; insecureNoAuth: boolean };
   webhookSecrets: string[];
   driftIntervalSeconds: number;
   /** Least seconds between two status commits; status is committed only when a tenant's state changed. */
   statusIntervalSeconds: number;
   /** Seconds between `git gc --auto` runs on the repository; 0 = never. */
   gcIntervalSeconds: number;
+  /** Event streams (`GET /api/v1/events`) one API token may hold open at once. */
+  sseMaxStreams: number;
   kube: { kubeconfig: string | null; context: string | null; clustersFile: string | null };
   pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
 }
@@ -67,7 +69,9 @@ const FLAGS = {
   'jwks-file': { env: 'TENANTD_JWKS_FILE', help: 'accept RS256/ES256 JWTs signed by these keys' },
   'jwt-issuer': { env: 'TENANTD_JWT_ISSUER', help: 'required JWT iss' },
   'jwt-audience': { env: 'TENANTD_JWT_AUDIENCE', help: 'required JWT aud' },
+  'jwt-allow-no-exp': { env: 'TENANTD_JWT_ALLOW_NO_EXP', help: 'accept JWTs without an exp claim (refused by default)', boolean: true },
   'insecure-no-auth': { env: 'TENANTD_INSECURE_NO_AUTH', help: 'serve the API without authentication (never in production)', boolean: true },
+  'sse-max-streams': { env: 'TENANTD_SSE_MAX_STREAMS', help: 'event streams one API token may hold open at once; more get 429 (default 16)' },
   'webhook-secret': { env: 'TENANTD_WEBHOOK_SECRET', help: 'secret for git webhook signatures; comma-separated while rotating; unset = webhooks off' },
 } as const satisfies Record<string, { env: string; help: string; boolean?: true }>;
 type FlagName = keyof typeof FLAGS;
@@ -133,8 +137,11 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
   const retryBase = intIn('retry-base', get('retry-base') ?? '5', 1, 3600);
   const retryCap = intIn('retry-cap', get('retry-cap') ?? '300', 1, 86_400);
   if (retryCap < retryBase) throw bad('retry-cap', String(retryCap), 'must not be smaller than --retry-base');
-  const insecure = get('insecure-no-auth') ?? 'false';
-  if (!['true', 'false', '1', '0'].includes(insecure)) throw bad('insecure-no-auth', insecure, 'must be true or false');
+  const flag = (name: 'insecure-no-auth' | 'jwt-allow-no-exp'): boolean => {
+    const v = get(name) ?? 'false';
+    if (!['true', 'false', '1', '0'].includes(v)) throw bad(name, v, 'must be true or false');
+    return v === 'true' || v === '1';
+  };
   const file = (flag: FlagName): string | null => {
     const v = get(flag);
     return v === undefined ? null : path.resolve(cwd, v);
@@ -151,13 +158,15 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
     driftIntervalSeconds: intIn('drift-interval', get('drift-interval') ?? '600', 0, 7 * 86_400),
     statusIntervalSeconds: intIn('status-interval', get('status-interval') ?? '10', 0, 86_400),
     gcIntervalSeconds: intIn('gc-interval', get('gc-interval') ?? '3600', 0, 7 * 86_400),
+    sseMaxStreams: intIn('sse-max-streams', get('sse-max-streams') ?? '16', 1, 100_000),
     auth: {
       tokensFile: file('tokens-file'),
       jwtSecret: get('jwt-secret') ?? null,
       jwksFile: file('jwks-file'),
       issuer: get('jwt-issuer') ?? null,
       audience: get('jwt-audience') ?? null,
-      insecureNoAuth: insecure === 'true' || insecure === '1',
+      allowNoExp: flag('jwt-allow-no-exp'),
+      insecureNoAuth: flag('insecure-no-auth'),
     },
     webhookSecrets: (get('webhook-secret') ?? '').split(',').map((x) => x.trim()).filter(Boolean),
     repo: repo === null || /^https?:\/\//i.test(repo) ? repo : path.resolve(cwd, repo),

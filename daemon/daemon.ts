@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
-import { DesiredStateLoader } from '../core/desired/loader.js';
+import { DesiredStateLoader, type DesiredChange } from '../core/desired/loader.js';
 import type { DurableFs } from '../core/durable-fs.js';
 import { toTenantdError } from '../core/errors.js';
 import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher } from '../core/events/publisher.js';
@@ -85,6 +85,7 @@ export class TenantdDaemon {
         now,
       });
       const store = await TenantStateStore.open(config.dataDir, deps.fs ? { fs: deps.fs } : {});
+      for (const d of store.discarded) publisher.publish({ type: 'StateRecordDiscarded', ...d });
       const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl'), ...(deps.fs ? { fs: deps.fs } : {}) });
       const provider = deps.provider ?? (await createProvider(config));
       // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
@@ -146,7 +147,12 @@ export class TenantdDaemon {
   async start(): Promise<void> {
     await this.reconciler.recoverLog();
     await this.poll('startup');
-    if ((await this.status.markStale(this.config.branch)) > 0 && this.queue.isIdle()) await this.status.flush();
+    // An unreadable head (see pollOnce) must not stop the start: then every status is rewritten.
+    const stale = await this.status.markStale(this.config.branch).catch(() => {
+      for (const id of this.store.ids()) this.status.markDirty(id);
+      return this.store.size;
+    });
+    if (stale > 0 && this.queue.isIdle()) await this.status.flush();
     const s = this.config.poll;
     if (s.kind === 'interval') {
       const h = setInterval(() => void this.poll('poll'), s.seconds * 1000);
@@ -203,20 +209,36 @@ export class TenantdDaemon {
     const started = Date.now();
     try {
       head = await this.git.sync();
-      this.sourceReady = true;
     } catch (err: unknown) {
       this.sourceReady = false;
       const e = toTenantdError(err, 'E_GIT_FETCH');
       this.publisher.publish({ type: 'SourceFailed', code: e.code, message: e.message });
       return { head: this.loader.commit, changed: [] };
     }
-    if (!head || head === this.loader.commit) {
+    // Tenants whose file could not be read are read again each poll, so a repaired object recovers.
+    if (!head || (head === this.loader.commit && this.loader.unreadable === 0)) {
+      this.sourceReady = true;
       this.publisher.publish({ type: 'SourceUnchanged', commit: head, durationMs: Date.now() - started });
       return { head, changed: [] };
     }
     const startup = this.loader.commit === null;
     const previous = this.loader.commit;
-    const changes = await this.loader.advance(head);
+    const skippedBefore = this.loader.skipped;
+    let changes: DesiredChange[];
+    try {
+      changes = await this.loader.advance(head);
+    } catch (err: unknown) {
+      // The commit or its tenants/ tree cannot be read (a corrupt or missing object): not ready,
+      // nothing changes, and the next poll reads it again.
+      this.sourceReady = false;
+      const e = toTenantdError(err, 'E_GIT_READ');
+      this.publisher.publish({ type: 'SourceFailed', code: e.code, message: `commit ${head} cannot be read: ${e.message}` });
+      return { head: this.loader.commit, changed: [] };
+    }
+    this.sourceReady = true;
+    if (JSON.stringify(this.loader.skipped) !== JSON.stringify(skippedBefore)) {
+      this.publisher.publish({ type: 'TenantFilesSkipped', commit: head, files: [...this.loader.skipped] });
+    }
     const candidates = new Set(changes.map((c) => c.tenantId));
     if (startup) {
       // After a restart: tenants whose record says work is unfinished, or whose file is gone.

@@ -2,7 +2,8 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { DesiredStateLoader } from '../core/desired/loader.js';
+import { DesiredStateLoader, type SkippedEntry } from '../core/desired/loader.js';
+import { printable } from '../core/printable.js';
 import { TenantdError } from '../core/errors.js';
 import { GitStore } from '../core/git/store.js';
 import type { DesiredInfrastructureState } from '../core/state/record.js';
@@ -55,6 +56,8 @@ export interface PlanReport {
   tenants: TenantPlan[];
   changed: number;
   invalid: number;
+  /** Entries under tenants/ at the target that are not tenant files, and why. */
+  skipped: SkippedEntry[];
 }
 
 const PROVIDER_FLAGS = ['kubeconfig', 'kube-context', 'clusters-file', 'pulumi-backend', 'pulumi-project', 'pulumi-org', 'pulumi-secrets-provider'] as const;
@@ -182,6 +185,7 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       tenants,
       changed: tenants.filter((t) => t.action !== 'invalid').length,
       invalid: tenants.filter((t) => t.action === 'invalid').length,
+      skipped: [...after.skipped],
     };
   } finally {
     await fsp.rm(scratch, { recursive: true, force: true });
@@ -230,7 +234,7 @@ export interface PlanOutputContext {
 export function formatPlan(plan: PlanReport, format: OutputFormat, ctx: PlanOutputContext): string {
   switch (format) {
     case 'json':
-      return `${JSON.stringify({ base: plan.base, target: plan.target, tenants: plan.tenants }, null, 2)}\n`;
+      return `${JSON.stringify({ base: plan.base, target: plan.target, tenants: plan.tenants, skipped: plan.skipped }, null, 2)}\n`;
     case 'sarif':
       return `${JSON.stringify(sarifLog(planFindings(plan, ctx), { root: ctx.root, version: ctx.version, informationUri: 'https://tenantd.io' }), null, 2)}\n`;
     case 'github': {
@@ -279,6 +283,10 @@ function planText(plan: PlanReport): string {
     }
     lines.push(`tenant ${t.tenantId}: ${t.action}`);
     for (const o of t.objects) lines.push(`  ${SIGN[o.action]} ${o.ref}${o.fields ? `  (${o.fields.join(', ')})` : ''}`);
+  }
+  if (plan.skipped.length > 0) {
+    lines.push('');
+    for (const f of plan.skipped) lines.push(`skipped ${printable(f.path)}: ${f.reason}`);
   }
   const count = (a: string): number => plan.tenants.filter((t) => t.action === a).length;
   const objects = (a: ObjectChange['action']): number => plan.tenants.reduce((n, t) => n + t.objects.filter((o) => o.action === a).length, 0);

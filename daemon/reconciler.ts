@@ -17,6 +17,9 @@ import { outputsFor, renderTenant, refKey } from '../providers/resources/rendere
 import type { RenderedTenant } from '../providers/resources/types.js';
 
 
+/** Hold reason of a tenant whose file cannot be read from git. */
+export const SOURCE_UNREADABLE = 'SourceUnreadable';
+
 export interface ReconcilerDeps {
   provider: InfrastructureProvider;
   store: TenantStateStore;
@@ -164,6 +167,10 @@ export class InfrastructureReconciler {
     countGeneration(record, desired);
 
     if (!desired) return this.onRemoved(record, req);
+    if (desired.unreadable) return this.onUnreadable(record, desired, req);
+    // The file is readable again (the object was repaired): resume as from any other hold.
+    const wasUnreadable = record.hold?.reason === SOURCE_UNREADABLE;
+    if (wasUnreadable) record.hold = null;
     if (!desired.document || !desired.specDigest) return this.onInvalid(record, desired, req);
     const refused = this.deps.provider.admit?.(desired.document, record.operation?.document ?? record.applied?.document ?? null) ?? [];
     if (refused.length > 0) {
@@ -211,7 +218,7 @@ export class InfrastructureReconciler {
       const at = new Date(record.retry.nextAttemptAt);
       if (at.getTime() > this.now().getTime()) return { kind: 'retry', at, attempt: record.retry.attempt };
     }
-    if (record.status === 'SUSPENDED' || record.status === 'INVALID') {
+    if (record.status === 'SUSPENDED' || record.status === 'INVALID' || wasUnreadable) {
       record.hold = null;
       await this.transition(record, statusForOperation(op.kind), op.phase, req.trigger, { resumed: true, commit: op.target.commit });
     }
@@ -314,6 +321,24 @@ export class InfrastructureReconciler {
       await this.save(record);
     }
     return { kind: 'held', status: 'INVALID', reason: 'InvalidSpec' };
+  }
+
+  /**
+   * The tenant's file cannot be read from git (a corrupt or missing object): FAILED and stalled
+   * until the object is repaired — retrying the provider would not help, and nothing is touched.
+   * An operation in flight is kept, so the same spec resumes it once the file reads again.
+   */
+  private async onUnreadable(record: TenantRecord, desired: DesiredInfrastructureState, req: ReconcileRequest): Promise<ReconcileOutcome> {
+    const { code, message } = desired.unreadable as { code: string; message: string };
+    const changed = record.hold?.reason !== SOURCE_UNREADABLE || record.hold.message !== message;
+    record.hold = { reason: SOURCE_UNREADABLE, message, code };
+    if (record.status !== 'FAILED' || changed) {
+      // No phase was attempted: the state is plain `FAILED` (an operation in flight keeps its phase in `operation`).
+      await this.transition(record, 'FAILED', null, req.trigger, { commit: desired.commit, file: desired.file, blobOid: desired.blobOid, error: { code, kind: 'stalled', message } });
+    } else {
+      await this.save(record);
+    }
+    return { kind: 'stalled', code };
   }
 
   private startOperation(

@@ -1,5 +1,7 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Dirent } from 'node:fs';
 import path from 'node:path';
+import { classifyTenantEntries, type EntryKind, type SkippedEntry } from '../core/desired/layout.js';
+import { printable } from '../core/printable.js';
 import { formatIssue, formatWarning, type ValidationIssue } from '../core/tenant/types.js';
 import { parseTenantFile } from '../core/tenant/validate.js';
 import type { CommandSpec } from './args.js';
@@ -19,6 +21,8 @@ export interface ValidationReport {
   files: number;
   issues: ValidationIssue[];
   warnings: ValidationIssue[];
+  /** Entries of the directories given that are not tenant files, and why (never silently left out). */
+  skipped: SkippedEntry[];
 }
 
 /**
@@ -28,6 +32,12 @@ export interface ValidationReport {
  */
 export async function validatePaths(paths: string[], cwd: string): Promise<ValidationReport> {
   const files: string[] = [];
+  const issues: ValidationIssue[] = [];
+  const warnings: ValidationIssue[] = [];
+  const skipped: SkippedEntry[] = [];
+  /** Tenant-named entries that are not read (a symlink, a duplicate): counted as invalid files. */
+  let unreadable = 0;
+  const shownPath = (abs: string): string => path.relative(cwd, abs) || abs;
   for (const p of paths.length ? paths : ['tenants']) {
     const abs = path.resolve(cwd, p);
     const stat = await fsp.stat(abs).catch(() => null);
@@ -38,17 +48,23 @@ export async function validatePaths(paths: string[], cwd: string): Promise<Valid
     if (stat.isDirectory()) {
       const tenantsDir = path.join(abs, 'tenants');
       const root = (await fsp.stat(tenantsDir).catch(() => null))?.isDirectory() ? tenantsDir : abs;
-      for (const name of (await fsp.readdir(root)).sort()) {
-        if (/\.ya?ml$/.test(name)) files.push(path.join(root, name));
+      // The same rules as the daemon's: what is not a tenant file is reported, never silently left out.
+      const entries = (await fsp.readdir(root, { withFileTypes: true })).map((d) => ({ name: d.name, kind: direntKind(d) }));
+      const layout = classifyTenantEntries(shownPath(root), entries);
+      for (const source of layout.sources) {
+        if (source.file) files.push(path.join(root, source.file.name));
+        else if (source.problem) {
+          unreadable += source.problem.paths.length;
+          for (const file of source.problem.paths) issues.push({ file, line: 0, column: 0, path: '', message: source.problem.message });
+        }
       }
+      skipped.push(...layout.skipped);
     } else {
       files.push(abs);
     }
   }
-  const issues: ValidationIssue[] = [];
-  const warnings: ValidationIssue[] = [];
   for (const abs of files) {
-    const shown = path.relative(cwd, abs) || abs;
+    const shown = shownPath(abs);
     const text = await fsp.readFile(abs, 'utf8').catch((err: unknown) => err as NodeJS.ErrnoException);
     if (typeof text !== 'string') {
       issues.push({ file: shown, line: 0, column: 0, path: '', message: `cannot read file (${text.code ?? text.message})` });
@@ -58,7 +74,13 @@ export async function validatePaths(paths: string[], cwd: string): Promise<Valid
     if (!result.ok) issues.push(...result.issues);
     else warnings.push(...result.warnings);
   }
-  return { files: files.length, issues, warnings };
+  return { files: files.length + unreadable, issues, warnings, skipped };
+}
+
+function direntKind(d: Dirent): EntryKind {
+  if (d.isSymbolicLink()) return 'symlink';
+  if (d.isDirectory()) return 'directory';
+  return d.isFile() ? 'file' : 'other';
 }
 
 export interface OutputContext {
@@ -74,19 +96,20 @@ export function formatValidation(report: ValidationReport, format: OutputFormat,
   const bad = new Set(report.issues.map((i) => i.file)).size;
   const summary =
     (report.issues.length === 0 ? `${report.files} tenant file(s) valid` : `${report.issues.length} error(s) in ${bad} of ${report.files} tenant file(s)`) +
-    (report.warnings.length ? `, ${report.warnings.length} warning(s)` : '');
+    (report.warnings.length ? `, ${report.warnings.length} warning(s)` : '') +
+    (report.skipped.length ? `; ${report.skipped.length} other file(s) skipped` : '');
   const findings = (): Finding[] => [
     ...report.issues.map((i) => issueFinding(i, path.resolve(ctx.cwd, i.file), 'error')),
     ...report.warnings.map((i) => issueFinding(i, path.resolve(ctx.cwd, i.file), 'warning')),
   ];
   switch (format) {
     case 'json':
-      return `${JSON.stringify({ valid: report.issues.length === 0, files: report.files, invalidFiles: bad, errors: report.issues, warnings: report.warnings }, null, 2)}\n`;
+      return `${JSON.stringify({ valid: report.issues.length === 0, files: report.files, invalidFiles: bad, errors: report.issues, warnings: report.warnings, skipped: report.skipped }, null, 2)}\n`;
     case 'sarif':
       return `${JSON.stringify(sarifLog(findings(), { root: ctx.root, version: ctx.version, informationUri: 'https://tenantd.io' }), null, 2)}\n`;
     case 'github':
       return `${[...findings().map((f) => githubAnnotation(f, ctx.root)), summary].join('\n')}\n`;
     case 'text':
-      return `${[...report.issues.map(formatIssue), ...report.warnings.map(formatWarning), summary].join('\n')}\n`;
+      return `${[...report.issues.map(formatIssue), ...report.warnings.map(formatWarning), ...report.skipped.map((x) => `${printable(x.path)}: skipped: ${x.reason}`), summary].join('\n')}\n`;
   }
 }

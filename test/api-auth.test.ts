@@ -27,7 +27,9 @@ function signJwt(
   payload: Record<string, unknown>,
   key: { hs: string | Buffer } | { rs: KeyObject } | { es: KeyObject } | { none: true },
 ): string {
-  const input = `${b64url(header)}.${b64url(payload)}`;
+  // Tokens expire unless a test says otherwise (`exp: undefined` leaves the claim out).
+  const claims = 'exp' in payload ? payload : { exp: nowSec + 3600, ...payload };
+  const input = `${b64url(header)}.${b64url(claims)}`;
   let sig: Buffer;
   if ('hs' in key) sig = createHmac('sha256', key.hs).update(input).digest();
   else if ('rs' in key) sig = cryptoSign('sha256', Buffer.from(input), key.rs);
@@ -226,11 +228,15 @@ t.test('HS256', async (t) => {
   const good = signJwt(hdr, { sub: 'alice', scope: 'tenants:read tenants:write openid', exp: nowSec + 60 }, { hs: SECRET });
   t.same(await auth.authenticate(bearer(good)), { name: 'alice', scopes: ['tenants:read', 'tenants:write'], kind: 'jwt' });
 
-  const arr = signJwt(hdr, { sub: 'bob', scopes: ['tenants:delete', 42, 'admin'] }, { hs: SECRET });
-  t.same((await auth.authenticate(bearer(arr))).scopes, ['tenants:delete', 'admin'], 'scopes array claim; no exp is accepted');
-  const scp = signJwt(hdr, { sub: 'carol', scp: ['tenants:read'] }, { hs: SECRET });
+  const arr = signJwt(hdr, { sub: 'bob', scopes: ['tenants:delete', 42, 'admin'], exp: nowSec + 60 }, { hs: SECRET });
+  t.same((await auth.authenticate(bearer(arr))).scopes, ['tenants:delete', 'admin'], 'scopes array claim');
+  const scp = signJwt(hdr, { sub: 'carol', scp: ['tenants:read'], exp: nowSec + 60 }, { hs: SECRET });
   t.same((await auth.authenticate(bearer(scp))).scopes, ['tenants:read'], 'scp claim (Okta/Azure style)');
-  const none = signJwt(hdr, { sub: 'dave' }, { hs: SECRET });
+  const forever = signJwt(hdr, { sub: 'erin', scope: 'admin', exp: undefined }, { hs: SECRET });
+  await t.rejects(auth.authenticate(bearer(forever)), { code: 'E_AUTH_INVALID', data: { reason: 'no_exp' } }, 'a token without exp is refused');
+  const lenient = await createAuthenticator({ jwtSecret: SECRET, now, allowNoExp: true });
+  t.same((await lenient.authenticate(bearer(forever))).scopes, ['admin'], '... unless allowNoExp (--jwt-allow-no-exp) says so');
+  const none = signJwt(hdr, { sub: 'dave', exp: nowSec + 60 }, { hs: SECRET });
   t.same((await auth.authenticate(bearer(none))).scopes, [], 'no scopes: authenticated, forbidden everywhere');
 
   const expired = signJwt(hdr, { sub: 'alice', exp: nowSec - 31 }, { hs: SECRET });

@@ -29,7 +29,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 t.test('the benchmark completes with 100 tenants and prints one table', async (t) => {
   const out = path.join(t.testdir(), 'latest.json');
-  const r = await run(['--sizes', '100', '--runs', '1', '--burst', '20', '--status-changed', '50', '--log-entries', '1000', '--failing-tenants', '50', '--out', out]);
+  const r = await run(['--sizes', '100', '--runs', '1', '--burst', '20', '--sse-clients', '40', '--status-changed', '50', '--log-entries', '1000', '--failing-tenants', '50', '--out', out]);
   t.equal(r.code, 0, `exit 0\n${r.stderr.slice(-4000)}`);
   t.match(r.stdout, /scenario\s+tenants\s+unit\s+median\s+min\s+max/, 'the table header');
   for (const scenario of [
@@ -42,6 +42,7 @@ t.test('the benchmark completes with 100 tenants and prints one table', async (t
     'webhook → reconcile started',
     'API burst: 20 concurrent POST provision',
     'API burst: p99 latency',
+    'SSE: 40 clients that never read',
     'transition log: 1 append',
     'failing fleet: status commits per hour',
   ]) {

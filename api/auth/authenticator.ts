@@ -18,6 +18,8 @@ export interface AuthConfig {
   readonly now?: () => Date;
   /** Tolerance for exp/nbf, default 30 s. */
   readonly clockSkewSeconds?: number;
+  /** Accept JWTs that carry no `exp` claim (refused by default). */
+  readonly allowNoExp?: boolean;
   /** Every request is the anonymous admin. Only with an explicit `--insecure-no-auth`. */
   readonly insecureNoAuth?: boolean;
   readonly fs?: Pick<AuthFs, 'readFile' | 'stat'>;
@@ -167,6 +169,7 @@ export async function createAuthenticator(config: AuthConfig): Promise<Authentic
           ...(config.audience !== undefined ? { audience: config.audience } : {}),
           now: now(),
           clockSkewSeconds,
+          ...(config.allowNoExp ? { allowNoExp: true } : {}),
         });
         return principalFromClaims(claims);
       }

@@ -30,6 +30,8 @@ export interface JwtVerifyOptions {
   readonly audience?: string;
   readonly now: Date;
   readonly clockSkewSeconds: number;
+  /** Accept tokens without `exp` (refused by default: a leaked token that never expires is forever). */
+  readonly allowNoExp?: boolean;
 }
 
 export type JwtClaims = Record<string, unknown>;
@@ -108,6 +110,9 @@ export function verifyJwt(token: string, options: JwtVerifyOptions): JwtClaims {
     if (claims[name] !== undefined && (typeof claims[name] !== 'number' || !Number.isFinite(claims[name]))) {
       throw invalid('malformed', `token claim ${name} is not a number`);
     }
+  }
+  if (claims.exp === undefined && !options.allowNoExp) {
+    throw invalid('no_exp', 'token has no exp claim; only tokens that expire are accepted (start tenantd with --jwt-allow-no-exp to accept others)');
   }
   if (typeof claims.exp === 'number' && now - skew >= claims.exp) throw invalid('expired', 'token has expired', { exp: claims.exp });
   if (typeof claims.nbf === 'number' && now + skew < claims.nbf) throw invalid('not_yet_valid', 'token is not valid yet', { nbf: claims.nbf });

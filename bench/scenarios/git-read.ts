@@ -13,19 +13,16 @@ import type { TenantsRepo } from './repo.js';
 class CountingReader implements TreeReader {
   blobsRead = 0;
   constructor(private readonly inner: Required<TreeReader>) {}
-  listFiles(commit: string, dir: string) {
-    return this.inner.listFiles(commit, dir);
-  }
-  changedFiles(from: string | null, to: string, dir: string) {
-    return this.inner.changedFiles(from, to, dir);
+  listEntries(commit: string, dir: string) {
+    return this.inner.listEntries(commit, dir);
   }
   readBlob(oid: string) {
     this.blobsRead++;
     return this.inner.readBlob(oid);
   }
-  readBlobs(oids: readonly string[]) {
+  readBlobsSettled(oids: readonly string[]) {
     this.blobsRead += oids.length;
-    return this.inner.readBlobs(oids);
+    return this.inner.readBlobsSettled(oids);
   }
 }
 

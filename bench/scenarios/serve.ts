@@ -31,7 +31,7 @@ export interface ServeOptions {
 }
 
 /** A real tokens file (only the hash is stored), as an operator would write it. */
-async function writeTokensFile(dir: string): Promise<{ file: string; token: string }> {
+export async function writeTokensFile(dir: string): Promise<{ file: string; token: string }> {
   const token = generateToken();
   const file = path.join(dir, 'bench-tokens.yaml');
   await fsp.writeFile(file, `tokens:\n  - name: bench-client\n    hash: ${await hashToken(token)}\n    scopes: [tenants:read, tenants:write]\n`, { mode: 0o600 });
@@ -46,7 +46,7 @@ interface BurstResult {
   statuses: Map<number, number>;
 }
 
-async function burst(url: string, token: string, prefix: string, count: number): Promise<BurstResult> {
+export async function burst(url: string, token: string, prefix: string, count: number): Promise<BurstResult> {
   const latencies: number[] = [];
   const commits = new Set<string>();
   const statuses = new Map<number, number>();

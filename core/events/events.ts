@@ -9,6 +9,8 @@ export type ReconciliationEvent =
   | (Base & { type: 'SourceFetched'; commit: string; previous: string | null; changedTenants: number; durationMs: number; trigger: string })
   | (Base & { type: 'SourceUnchanged'; commit: string | null; durationMs: number })
   | (Base & { type: 'SourceFailed'; code: string; message: string })
+  | (Base & { type: 'StateRecordDiscarded'; tenantId: string; file: string; movedTo: string; message: string })
+  | (Base & { type: 'TenantFilesSkipped'; commit: string; files: Array<{ path: string; reason: string }> })
   | (Base & { type: 'ReconcileStarted'; tenantId: string; operationId: string; operation: string; trigger: string; commit: string | null })
   | (Base & { type: 'PhaseStarted'; tenantId: string; operationId: string; phase: Phase; status: TenantStatus })
   | (Base & { type: 'PhaseCompleted'; tenantId: string; operationId: string; phase: Phase; status: TenantStatus; summary: string; durationMs: number })

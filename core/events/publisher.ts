@@ -1,3 +1,4 @@
+import { printable } from '../printable.js';
 import type { ReconciliationEvent, ReconciliationEventInput } from './events.js';
 
 export type EventSubscriber = (event: ReconciliationEvent) => void;
@@ -111,14 +112,20 @@ export function humanLineSubscriber(write: (line: string) => void): EventSubscri
         write(`${t} source  ${event.commit.slice(0, 8)}  ${event.changedTenants} tenant(s) changed\n`);
         break;
       case 'SourceFailed':
-        write(`${t} source  FAILED ${event.code}: ${event.message}\n`);
+        write(`${t} source  FAILED ${event.code}: ${printable(event.message)}\n`);
+        break;
+      case 'StateRecordDiscarded':
+        write(`${t} state   ${printable(event.file)} could not be read (${printable(event.message)}); moved to ${printable(event.movedTo)}, ${event.tenantId} is rebuilt from the repository\n`);
+        break;
+      case 'TenantFilesSkipped':
+        for (const f of event.files) write(`${t} source  skipped ${printable(f.path)}: ${f.reason}\n`);
         break;
       case 'PhaseStarted':
         write(`${t} ${event.tenantId.padEnd(20)} ${event.status.padEnd(14)} ${event.phase}\n`);
         break;
       case 'PhaseFailed':
         write(
-          `${t} ${event.tenantId.padEnd(20)} FAILED         ${event.phase}: ${event.code} ${event.message}` +
+          `${t} ${event.tenantId.padEnd(20)} FAILED         ${event.phase}: ${event.code} ${printable(event.message)}` +
             `${event.nextAttemptAt ? ` (retry ${event.attempt} at ${event.nextAttemptAt.slice(11, 19)})` : ''}\n`,
         );
         break;
@@ -134,7 +141,7 @@ export function humanLineSubscriber(write: (line: string) => void): EventSubscri
         write(`${t} status  committed ${event.commit.slice(0, 8)} (${event.tenants} tenant(s))\n`);
         break;
       case 'StatusCommitFailed':
-        write(`${t} status  commit FAILED ${event.code}: ${event.message}\n`);
+        write(`${t} status  commit FAILED ${event.code}: ${printable(event.message)}\n`);
         break;
       case 'RepositoryPacked':
         if (event.looseAfter < event.looseBefore) write(`${t} git     packed ${event.looseBefore - event.looseAfter} loose objects (${event.durationMs} ms)\n`);

@@ -480,9 +480,20 @@ export class ObjectDb {
   }
 
   async readMany(oids: readonly string[]): Promise<Array<GitObject | null>> {
+    return (await this.readManySettled(oids)).map((o) => {
+      if (o instanceof Error) throw o;
+      return o;
+    });
+  }
+
+  /**
+   * As `readMany`, but an object that cannot be read (corrupt, or its pack unreadable) is its own
+   * error in its place instead of failing the whole batch: one bad object costs only its reader.
+   */
+  async readManySettled(oids: readonly string[]): Promise<Array<GitObject | null | TenantdError>> {
     const keys = oids.map(normalizeOid);
     await this.ensureScanned();
-    const found = new Map<string, GitObject>();
+    const found = new Map<string, GitObject | TenantdError>();
     const unique: string[] = [];
     for (const k of new Set(keys)) {
       const held = this.deferred.get(k);
@@ -494,13 +505,14 @@ export class ObjectDb {
     if (again.length > 0) {
       await this.rescan();
       const second = await this.readBatch(again, found);
-      if (second.gone.length > 0) throw this.goneError(second.gone[0] as string);
+      for (const oid of second.gone) found.set(oid, this.goneError(oid));
     }
     // duplicates in the input share one object: give each position its own buffer
     const handedOut = new Set<GitObject>();
     return keys.map((k) => {
       const obj = found.get(k);
       if (!obj) return null;
+      if (obj instanceof Error) return obj;
       if (handedOut.has(obj)) return { type: obj.type, data: Buffer.from(obj.data) };
       handedOut.add(obj);
       return obj;
@@ -776,11 +788,18 @@ export class ObjectDb {
     return this.readLoose(oid);
   }
 
-  private async readBatch(oids: readonly string[], found: Map<string, GitObject>): Promise<{ missing: string[]; gone: string[] }> {
+  /** Read what can be read; an object that fails is set to its error (missing ones are listed). */
+  private async readBatch(oids: readonly string[], found: Map<string, GitObject | TenantdError>): Promise<{ missing: string[]; gone: string[] }> {
     const packed: Array<{ oid: string; loc: PackLocation }> = [];
     const loose: string[] = [];
     for (const oid of oids) {
-      const loc = this.locate(oid);
+      let loc: PackLocation | null;
+      try {
+        loc = this.locate(oid);
+      } catch (err: unknown) {
+        found.set(oid, objectError(oid, err));
+        continue;
+      }
       if (loc) packed.push({ oid, loc });
       else loose.push(oid);
     }
@@ -793,14 +812,20 @@ export class ObjectDb {
         try {
           found.set(oid, await this.readPacked(loc, oid));
         } catch (err: unknown) {
-          if (!(err instanceof PackGoneError)) throw err;
-          gone.push(oid);
+          if (err instanceof PackGoneError) gone.push(oid);
+          else found.set(oid, objectError(oid, err));
         }
       }
     };
     const readLooseAll = (): Promise<void> =>
       runPool(loose, LOOSE_CONCURRENCY, async (oid) => {
-        const obj = await this.readLoose(oid);
+        let obj: GitObject | null;
+        try {
+          obj = await this.readLoose(oid);
+        } catch (err: unknown) {
+          found.set(oid, objectError(oid, err));
+          return;
+        }
         if (obj) found.set(oid, obj);
         else missing.push(oid);
       });

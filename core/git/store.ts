@@ -24,7 +24,7 @@ import * as nodeFs from 'node:fs';
 import path from 'node:path';
 import * as git from 'isomorphic-git';
 import httpNode from 'isomorphic-git/http/node';
-import { retryable, stalled } from '../errors.js';
+import { retryable, stalled, type TenantdError } from '../errors.js';
 import { atomicWriteFs } from './atomic-fs.js';
 import { errCode, objectError, redact } from './errors.js';
 import { locateLocalRepo, looksLikeGitdir, parseRepoSpec } from './location.js';
@@ -33,7 +33,7 @@ import { Mutex } from './mutex.js';
 import { ObjectDb } from './object-db.js';
 import { ensureMirror, fetchBranch, pushCommit, type RemoteCtx } from './remote.js';
 import { applyChanges, type WrittenFile } from './tree-write.js';
-import { changedFilesBetween, commitTree, fileOidAt, listFilesAt, notOfType, objectNotFound, type RepoCtx } from './tree.js';
+import { changedFilesBetween, commitTree, dirSegments, fileOidAt, listFilesAt, notOfType, objectNotFound, readTreeEntries, subtreeAt, type RepoCtx, type TreeEntry } from './tree.js';
 import { isCheckedOut, planPaths, updateWorktree, type WorktreeCtx } from './worktree.js';
 import type {
   ChangedFile,
@@ -208,6 +208,17 @@ export class GitStore {
   }
 
   /**
+   * Every entry directly under `dir` at `commit` — files, symlinks, directories, submodules —
+   * with its mode, in git's order; [] when `dir` is missing or not a directory. The entries are
+   * the parsed tree's own (recent trees stay parsed): callers must not change them.
+   */
+  async listEntries(commit: string, dir: string): Promise<readonly TreeEntry[]> {
+    const root = await readTreeEntries(this.ctx, commit);
+    const tree = await subtreeAt(this.ctx, root.oid, dirSegments(dir));
+    return tree === null ? [] : (await readTreeEntries(this.ctx, tree)).entries;
+  }
+
+  /**
    * Files under `dir` (recursively) that differ between `from` and `to`, sorted by path, found
    * by comparing tree oids (identical subtrees are not read; blobs are never read). `from` null:
    * every file is added. A rename shows as a delete and an add.
@@ -230,18 +241,34 @@ export class GitStore {
   /**
    * Blobs' contents as utf8, in the order asked. Read as one batch: packed objects in pack
    * order through large sequential reads, which is what makes a 10,000-tenant cold load fast.
+   * The first blob that cannot be read fails the call (see `readBlobsSettled`).
    */
   async readBlobs(oids: readonly string[]): Promise<string[]> {
+    return (await this.readBlobsSettled(oids)).map((r) => {
+      if (r instanceof Error) throw r;
+      return r;
+    });
+  }
+
+  /**
+   * As `readBlobs`, but a blob that cannot be read — missing (E_GIT_OBJECT_NOT_FOUND), corrupt
+   * (E_GIT_OBJECT_CORRUPT), not a blob — is its error in its place, so one damaged object costs
+   * only the file that names it.
+   */
+  async readBlobsSettled(oids: readonly string[]): Promise<Array<string | TenantdError>> {
     let objects;
     try {
-      objects = await this.ctx.odb.readMany(oids);
+      objects = await this.ctx.odb.readManySettled(oids);
     } catch (err: unknown) {
-      throw objectError(oids.length === 1 ? (oids[0] as string) : `${oids.length} blobs`, err);
+      // an argument that is no object id, or the pack directory cannot be listed
+      const e = objectError(oids.length === 1 ? (oids[0] as string) : `${oids.length} blobs`, err);
+      return oids.map(() => e);
     }
     return objects.map((o, i) => {
       const oid = oids[i] as string;
-      if (!o) throw objectNotFound(oid, 'blob');
-      if (o.type !== 'blob') throw notOfType(oid, o.type, 'blob');
+      if (o instanceof Error) return o;
+      if (!o) return objectNotFound(oid, 'blob');
+      if (o.type !== 'blob') return notOfType(oid, o.type, 'blob');
       return o.data.toString('utf8');
     });
   }

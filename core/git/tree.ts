@@ -4,7 +4,7 @@
  * blobs are never read).
  */
 import type * as nodeFs from 'node:fs';
-import { stalled } from '../errors.js';
+import { stalled, type TenantdError } from '../errors.js';
 import { objectError } from './errors.js';
 import type { GitObject, ObjectDb } from './object-db.js';
 import { diffEntries, findEntry, parseTreeImage, type TreeEntry, type TreeImage } from './tree-codec.js';
@@ -68,10 +68,10 @@ export function rememberTree(ctx: RepoCtx, oid: string, image: TreeImage): void 
   keep(memoOf(ctx), oid, { oid, entries: image.entries, image });
 }
 
-export const objectNotFound = (oid: string, want: string): Error =>
+export const objectNotFound = (oid: string, want: string): TenantdError =>
   stalled('E_GIT_OBJECT_NOT_FOUND', `git object not found: ${oid}${want ? ` (${want})` : ''}`, { what: oid });
 
-export const notOfType = (oid: string, got: string, want: string): Error =>
+export const notOfType = (oid: string, got: string, want: string): TenantdError =>
   stalled('E_GIT_OBJECT_NOT_FOUND', `git object ${oid} is a ${got}, not a ${want}`, { what: oid });
 
 async function readObject(ctx: RepoCtx, oid: string, want: string): Promise<GitObject> {

@@ -12,6 +12,7 @@ export type TransitionSummary = Pick<InfrastructureStateTransition, 'fromState' 
 export function seenDesired(d: DesiredInfrastructureState): SeenDesired {
   const seen: SeenDesired = { tenantId: d.tenantId, file: d.file, commit: d.commit, blobOid: d.blobOid, specDigest: d.specDigest, issues: d.issues };
   if (d.warnings?.length) seen.warnings = d.warnings;
+  if (d.unreadable) seen.unreadable = d.unreadable;
   return seen;
 }
 
@@ -29,6 +30,8 @@ export interface DesiredInfrastructureState {
   issues: ValidationIssue[];
   /** Valid but worth acting on (a retired database size); absent when there are none. */
   warnings?: ValidationIssue[];
+  /** The file's blob could not be read from git (a corrupt or missing object): not invalid, unknown. */
+  unreadable?: { code: string; message: string };
 }
 
 export interface OperationTarget {

@@ -5,6 +5,22 @@ import { TenantdError } from '../errors.js';
 import type { TenantRecord } from './record.js';
 import { upgradeRecord, type StoredRecord } from './upgrade.js';
 
+export interface DiscardedRecord {
+  tenantId: string;
+  file: string;
+  movedTo: string;
+  message: string;
+}
+
+/** Why `data` (read from `<tenantId>.json`) is not that tenant's record; null when it is. */
+function recordProblem(data: unknown, tenantId: string): string | null {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'not a JSON object';
+  const r = data as Partial<TenantRecord>;
+  if (r.tenantId !== tenantId) return `its tenantId ${JSON.stringify(r.tenantId)} does not match the file name`;
+  if (typeof r.status !== 'string' || !Array.isArray(r.conditions) || !Array.isArray(r.recentTransitions)) return 'not a tenant record (status, conditions or recentTransitions missing)';
+  return null;
+}
+
 /**
  * A lowdb adapter that survives power loss, not only a kill: the document is written to a temp
  * file, fdatasync'd, renamed over the old one, and the directory fsync'd (grouped with the other
@@ -68,6 +84,13 @@ export class TenantStateStore {
     this.syncDir = groupedDirSync(fs, dir);
   }
 
+  /**
+   * Records that could not be read at open (torn by a disk fault, edited by hand): each was moved
+   * aside to `movedTo` and its tenant starts without a record, rebuilt from the repository by its
+   * next reconcile (every provider step is idempotent). One bad file never stops the daemon.
+   */
+  readonly discarded: DiscardedRecord[] = [];
+
   static async open(dataDir: string, opts: { fs?: DurableFs } = {}): Promise<TenantStateStore> {
     const fs = opts.fs ?? nodeDurableFs;
     const dir = path.join(dataDir, 'state', 'tenants');
@@ -78,9 +101,26 @@ export class TenantStateStore {
     const store = new TenantStateStore(dir, fs);
     const names = (await fs.readdir(dir)).filter((n) => n.endsWith('.json')).sort();
     for (const name of names) {
-      const db = store.db(name.slice(0, -'.json'.length));
-      await db.read();
-      if (db.data) store.records.set(db.data.tenantId, upgradeRecord(db.data as StoredRecord));
+      const tenantId = name.slice(0, -'.json'.length);
+      const db = store.db(tenantId);
+      let problem: string | null;
+      let record: TenantRecord | null = null;
+      try {
+        await db.read();
+        problem = recordProblem(db.data, tenantId);
+        if (problem === null) record = upgradeRecord(db.data as StoredRecord);
+      } catch (err: unknown) {
+        problem = err instanceof Error ? err.message : String(err);
+      }
+      if (record) {
+        store.records.set(tenantId, record);
+        continue;
+      }
+      db.data = null;
+      const file = path.join(dir, name);
+      const movedTo = `${file}.corrupt-${Date.now()}`;
+      await fs.rename(file, movedTo);
+      store.discarded.push({ tenantId, file, movedTo, message: problem ?? 'unreadable' });
     }
     return store;
   }

@@ -3,6 +3,8 @@
  * `schemas/tenant.schema.json` is the source of truth; these types mirror it and a test keeps
  * the two in step (every property in the schema is named here and the reverse).
  */
+import { printable } from '../printable.js';
+
 export const API_VERSION = 'tenantd.io/v1alpha1';
 export const TENANT_KIND = 'TenantInfrastructure';
 
@@ -111,7 +113,8 @@ export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /** Formats an issue the way `tenantd validate` prints it: `file:line:col: path: message`. */
 export function formatIssue(issue: ValidationIssue): string {
   const where = issue.line > 0 ? `${issue.file}:${issue.line}:${issue.column}` : issue.file;
-  return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
+  // A file name may hold control characters (a newline): the issue stays one line.
+  return printable(issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`);
 }
 
 /** A warning as `tenantd validate` prints it: `file:line:col: warning: path: message` (the compiler convention). */

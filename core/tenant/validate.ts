@@ -23,6 +23,7 @@ import {
   LineCounter,
   parseDocument,
   stringify,
+  visit,
   type Document,
   type Node as YamlNode,
 } from 'yaml';
@@ -30,6 +31,7 @@ import tenantSchema from '../../schemas/tenant.schema.json' with { type: 'json' 
 import { sortKeysDeep } from '../canonical.js';
 import { CUSTOM_SIZE_PATTERN, TIER_POLICIES } from './catalog.js';
 import { catalogFindings } from './catalog-rules.js';
+import { plainTree } from './plain-tree.js';
 import {
   CLOUD_PROVIDERS,
   TIERS,
@@ -41,6 +43,8 @@ import {
 
 /** Tenant files are small; anything this long is a mistake, and refusing it bounds parse cost. */
 export const MAX_TENANT_FILE_LENGTH = 1024 * 1024;
+/** Alias resolutions the full parser allows (the `yaml` library's maxAliasCount, weighted by nesting). */
+export const MAX_ALIAS_COUNT = 100;
 
 type Segment = string | number;
 
@@ -58,8 +62,22 @@ interface Problem {
 // ---------------------------------------------------------------------------------------------
 // Public API
 
-/** Parses and validates one tenant file; `file` is its repo-relative path, e.g. `tenants/acme.yaml`. */
+/**
+ * Parses and validates one tenant file; `file` is its repo-relative path, e.g. `tenants/acme.yaml`.
+ * Total: no input makes it throw (a file that did would stop whoever reads the repository, on
+ * every restart); anything it cannot read becomes an issue on the file.
+ */
 export function parseTenantFile(file: string, text: string): TenantParseResult {
+  try {
+    if (typeof text !== 'string') return fail([{ file, line: 0, column: 0, path: '', message: 'file content is not text' }]);
+    return parseText(file, text);
+  } catch (err: unknown) {
+    // A parser bug or an exhausted stack: the file is still only this tenant's problem.
+    return fail([{ file, line: 0, column: 0, path: '', message: `file could not be parsed: ${parseFailure(err)}` }]);
+  }
+}
+
+function parseText(file: string, text: string): TenantParseResult {
   if (text.length > MAX_TENANT_FILE_LENGTH) {
     return fail([{ file, line: 0, column: 0, path: '', message: `file is longer than ${MAX_TENANT_FILE_LENGTH} characters` }]);
   }
@@ -67,37 +85,52 @@ export function parseTenantFile(file: string, text: string): TenantParseResult {
   // Fast path: most tenant files are plain block YAML; valid ones never reach the full parser.
   const quick = quickParse(text);
   if (quick !== undefined) {
-    const found = validateData(quick, expectedId);
-    // Warnings (a retired size) need source positions: the full parse below places them.
-    if (found.problems.length === 0 && found.warnings.length === 0) {
-      return { ok: true, tenant: quick as unknown as TenantInfrastructureDocument, warnings: [] };
+    const tree = plainTree(quick);
+    if (tree.ok && tree.problems.length === 0) {
+      const found = validateData(tree.value, expectedId);
+      // Warnings (a retired size) need source positions: the full parse below places them.
+      if (found.problems.length === 0 && found.warnings.length === 0) {
+        return { ok: true, tenant: tree.value as TenantInfrastructureDocument, warnings: [] };
+      }
     }
   }
   // prettyErrors: false skips the library's LineCounter; positions are derived lazily below.
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0 || doc.warnings.length > 0) {
     return fail(yamlIssues(file, text, doc));
   }
   if (doc.contents === null) {
     return fail([{ file, line: 0, column: 0, path: '', message: 'file is empty; expected a TenantInfrastructure document' }]);
   }
-  // maxAliasCount bounds alias expansion ("billion laughs").
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
-  const { problems, warnings } = validateData(data, expectedId);
+  let data: unknown;
+  try {
+    // maxAliasCount bounds alias expansion ("billion laughs"); plainTree bounds what is left.
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err: unknown) {
+    if (!(err instanceof ReferenceError)) throw err;
+    return fail([aliasIssue(file, text, doc)]);
+  }
   const positions = new SourcePositions(text, doc);
-  if (problems.length === 0) return { ok: true, tenant: data as TenantInfrastructureDocument, warnings: sortIssues(warnings.map((p) => positions.issue(file, p))) };
+  const tree = plainTree(data);
+  if (!tree.ok) return fail([positions.issue(file, tree.problem)]);
+  const found = validateData(tree.value, expectedId);
+  const problems = [...tree.problems, ...found.problems];
+  if (problems.length === 0) return { ok: true, tenant: tree.value as TenantInfrastructureDocument, warnings: sortIssues(found.warnings.map((p) => positions.issue(file, p))) };
   return fail(problems.map((p) => positions.issue(file, p)));
 }
 
 /**
  * Validates an already-parsed document (a REST API body). Issues carry no position (0:0) and
  * `file: ''` unless given; the tenantId is checked against a file name only when `file` is given.
- * On success `tenant` is the input object itself (ajv neither coerces nor adds defaults).
+ * On success `tenant` is a plain copy of the input (ajv neither coerces nor adds defaults).
  */
 export function validateTenantDocument(doc: unknown, file?: string): TenantParseResult {
-  const { problems, warnings } = validateData(doc, file === undefined ? null : expectedIdForFile(file));
+  const tree = plainTree(doc);
   const unplaced = (p: Problem): ValidationIssue => ({ file: file ?? '', line: 0, column: 0, path: formatPath(p.path), message: p.message });
-  if (problems.length === 0) return { ok: true, tenant: doc as TenantInfrastructureDocument, warnings: warnings.map(unplaced) };
+  if (!tree.ok) return fail([unplaced(tree.problem)]);
+  const found = validateData(tree.value, file === undefined ? null : expectedIdForFile(file));
+  const problems = [...tree.problems, ...found.problems];
+  if (problems.length === 0) return { ok: true, tenant: tree.value as TenantInfrastructureDocument, warnings: found.warnings.map(unplaced) };
   return fail(problems.map(unplaced));
 }
 
@@ -163,7 +196,8 @@ function schemaProblem(error: ErrorObject, root: unknown): Problem[] {
     case 'additionalProperties': {
       const extra = String(params['additionalProperty']);
       const allowed = Object.keys(propertiesOf(error.parentSchema));
-      const hint = allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : '';
+      const hint =
+        extra === '<<' ? ' (YAML merge keys are not supported: write the fields out)' : allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : '';
       return [{ path: [...path, extra], at: 'key', message: `unknown field ${JSON.stringify(extra)}${hint}` }];
     }
     // The nested error (with `propertyName` set) says what is wrong with the name.
@@ -389,6 +423,31 @@ function keyPathAt(node: unknown, offset: number, prefix: Segment[]): Segment[] 
     }
   }
   return null;
+}
+
+/** The alias limit was hit: point at the first alias, since the expansion has no one position. */
+function aliasIssue(file: string, text: string, doc: Document.Parsed): ValidationIssue {
+  let offset: number | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      offset = node.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  const { line, col } = offset === undefined ? { line: 0, col: 0 } : lineCounterFor(text).linePos(offset);
+  return {
+    file,
+    line,
+    column: col,
+    path: '',
+    message: `too many YAML aliases: anchored values may be repeated at most ${MAX_ALIAS_COUNT} times (fewer when aliases nest), which bounds what a small file can expand to`,
+  };
+}
+
+/** Why a parser gave up, in words (an exhausted stack is a nesting problem, not a bug report). */
+function parseFailure(err: unknown): string {
+  if (err instanceof RangeError && /call stack/i.test(err.message)) return 'it is nested too deeply';
+  return err instanceof Error ? err.message : String(err);
 }
 
 function lineCounterFor(text: string): LineCounter {

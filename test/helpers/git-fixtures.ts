@@ -36,7 +36,7 @@ function gitEnv(): NodeJS.ProcessEnv {
 }
 
 /** Run native git in `dir` (asynchronously) and return stdout untrimmed. Rejects with stderr on failure. */
-export function git(dir: string, args: string[], opts: { input?: string } = {}): Promise<string> {
+export function git(dir: string, args: string[], opts: { input?: string | Buffer } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       'git',
@@ -55,8 +55,8 @@ export function git(dir: string, args: string[], opts: { input?: string } = {}):
 }
 
 /** Run native git and return trimmed stdout. */
-export async function gitOut(dir: string, args: string[]): Promise<string> {
-  return (await git(dir, args)).trim();
+export async function gitOut(dir: string, args: string[], input?: string | Buffer): Promise<string> {
+  return (await git(dir, args, input === undefined ? {} : { input })).trim();
 }
 
 /** A fresh temporary directory; remove it with `removeDir`. */

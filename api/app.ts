@@ -232,6 +232,19 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     ctx.body = { requestId: ctx.state.requestId, tenantId: id, trigger: `api:${ctx.state.requestId}`, requestedAt };
   });
 
+  router.get(`${API_PREFIX}/deletions`, requireScope('tenants:read'), (ctx) => {
+    ctx.body = { hold: deps.service.deletionHold() };
+  });
+
+  router.post(`${API_PREFIX}/deletions/approve`, requireScope('tenants:delete'), async (ctx) => {
+    const raw = await readRawBody(ctx.req, limit);
+    const body = parseJson(ctx, raw, ['application/json']);
+    await write(ctx, raw, async () => {
+      const result = await deps.service.approveDeletions(body, caller(ctx));
+      return { status: 202, body: { requestId: ctx.state.requestId, commit: result.commit, approved: result.tenants.length, tenants: result.tenants, trigger: result.trigger }, headers: {} };
+    });
+  });
+
   router.get(`${API_PREFIX}/events`, requireScope('tenants:read'), (ctx) => {
     const tenant = strParam(ctx, 'tenant') ?? null;
     const lastRaw = ctx.get('Last-Event-ID') || strParam(ctx, 'lastEventId');

@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { specDigestOf, type DesiredStateLoader } from '../core/desired/loader.js';
+import type { DeletionHold } from '../core/deletion/guard.js';
+import { explainHold, APPROVE_TRAILER } from '../core/deletion/guard.js';
+import type { TenantdError } from '../core/errors.js';
 import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import type { TransitionLog } from '../core/log/transition-log.js';
 import type { InfrastructureStateTransition } from '../core/log/transition.js';
@@ -35,7 +38,28 @@ export interface ServiceDeps {
   nudge(trigger: string): void;
   /** Note the request (its `requestedAt` token) and queue a forced reconcile; resolves once the request is durable. */
   requestReconcile(tenantId: string, trigger: string, requestedAt: string): Promise<void> | void;
+  /** Why the repository cannot take writes now (tracked branch gone, invalid layout), or null. */
+  problem?: () => TenantdError | null;
+  /** The mass-deletion breaker: the hold, and a person's approval of it. */
+  deletions?: {
+    hold(): DeletionHold | null;
+    approve(commit: string, by: string, trigger: string): Promise<string[]>;
+  };
   now?: () => Date;
+}
+
+/** A deletion hold as the API shows it: what is held, why, and the two ways to approve it. */
+export interface DeletionHoldView {
+  commit: string;
+  previous: string | null;
+  reasons: DeletionHold['reasons'];
+  count: number;
+  tenants: string[];
+  limit: number;
+  fleet: number;
+  since: string;
+  message: string;
+  approve: { commit: string; trailer: string };
 }
 
 export interface Caller {
@@ -324,15 +348,50 @@ export class TenantInfrastructureService {
     return { requestedAt };
   }
 
+  /** The deletion hold, or null when nothing is held. */
+  deletionHold(): DeletionHoldView | null {
+    const hold = this.deps.deletions?.hold() ?? null;
+    if (!hold) return null;
+    return {
+      commit: hold.commit,
+      previous: hold.previous,
+      reasons: hold.reasons,
+      count: hold.tenants.length,
+      tenants: hold.tenants,
+      limit: hold.limit,
+      fleet: hold.fleet,
+      since: hold.since,
+      message: explainHold(hold),
+      approve: { commit: hold.commit, trailer: `${APPROVE_TRAILER}: ${hold.tenants.length}` },
+    };
+  }
+
+  /** Approve the hold at exactly `body.commit`: its tenants are deprovisioned. */
+  async approveDeletions(body: unknown, caller: Caller): Promise<{ commit: string; tenants: string[]; trigger: string }> {
+    const commit = (body as { commit?: unknown } | null)?.commit;
+    if (typeof commit !== 'string' || !/^[0-9a-f]{40}$/.test(commit) || Object.keys(body as object).some((k) => k !== 'commit')) {
+      throw apiError('E_VALIDATION', 'the body must be {"commit": "<the held commit, 40 hex digits>"} (see GET /api/v1/deletions)', {
+        errors: [{ path: 'commit', message: 'must be the full commit id of the hold' }],
+      });
+    }
+    if (!this.deps.deletions) throw apiError('E_NO_DELETION_HOLD', 'no deletion is held: there is nothing to approve');
+    const trigger = `approve:${caller.requestId}`;
+    const tenants = await this.deps.deletions.approve(commit, caller.name, trigger);
+    return { commit, tenants, trigger };
+  }
+
   private async commit(
     caller: Caller,
     action: string,
     build: (head: string | null) => Promise<Array<{ path: string; content: string | null }>>,
   ): Promise<{ commit: string; parent: string | null } | null> {
+    const problem = this.deps.problem?.();
+    if (problem) throw problem;
     const started = this.now().getTime();
     const result = await this.deps.git.commitFiles({
       author: authorOf(caller),
-      message: `${action}\n\nRequest-Id: ${caller.requestId}\nRequested-By: ${caller.name}\n`,
+      // One line per trailer: a caller's name must never add one (e.g. an approval trailer).
+      message: `${action}\n\nRequest-Id: ${caller.requestId}\nRequested-By: ${caller.name.replace(/[\r\n\0]+/g, ' ')}\n`,
       build,
     });
     if (result) {

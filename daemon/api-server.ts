@@ -37,9 +37,16 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     publisher: daemon.publisher,
     nudge: (trigger) => void daemon.poll(trigger),
     requestReconcile: (id, trigger, requestedAt) => daemon.requestReconcile(id, trigger, requestedAt),
+    problem: () => daemon.problem,
+    deletions: { hold: () => daemon.deletions.hold, approve: (commit, by, trigger) => daemon.approveDeletions(commit, by, trigger) },
   });
   const events = new EventStreamHub(daemon.publisher);
-  const metrics = createMetrics({ publisher: daemon.publisher, queue: daemon.queue, statuses: () => daemon.store.all().map((r) => r.status) });
+  const metrics = createMetrics({
+    publisher: daemon.publisher,
+    queue: daemon.queue,
+    statuses: () => daemon.store.all().map((r) => r.status),
+    deletionHold: () => daemon.deletions.hold,
+  });
   const secrets = opts.webhookSecrets ?? [];
   let webhooks: WebhookHandler<WebhookDelivery> | undefined;
   if (secrets.length > 0) {

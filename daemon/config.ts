@@ -3,6 +3,7 @@ import path from 'node:path';
 import cron from 'node-cron';
 import { TenantdError } from '../core/errors.js';
 import type { BackoffPolicy } from '../core/backoff.js';
+import type { DeletionLimit } from '../core/deletion/guard.js';
 
 export const PROVIDERS = ['render', 'kubernetes', 'pulumi'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -29,6 +30,8 @@ export interface DaemonConfig {
   driftIntervalSeconds: number;
   /** Seconds between `git gc --auto` runs on the repository; 0 = never. */
   gcIntervalSeconds: number;
+  /** Deletions one change may start without a person's approval (the mass-deletion breaker). */
+  maxDeletions: DeletionLimit;
   kube: { kubeconfig: string | null; context: string | null; clustersFile: string | null };
   pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
 }
@@ -51,6 +54,7 @@ const FLAGS = {
   'log-format': { env: 'TENANTD_LOG_FORMAT', help: 'human (one line per tenant phase) or json (structured event lines) (default human)' },
   'drift-interval': { env: 'TENANTD_DRIFT_INTERVAL', help: 'seconds between drift checks of ACTIVE tenants, 0 = off (default 600)' },
   'gc-interval': { env: 'TENANTD_GC_INTERVAL', help: 'seconds between `git gc --auto` runs that pack loose objects, 0 = off (default 3600)' },
+  'max-deletions': { env: 'TENANTD_MAX_DELETIONS', help: 'tenants one change may deprovision without approval: a count or a % of the fleet, 0 = always ask (default: 5 or 10%, whichever is larger)' },
   kubeconfig: { env: 'TENANTD_KUBECONFIG', help: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster)' },
   'kube-context': { env: 'TENANTD_KUBE_CONTEXT', help: 'kubeconfig context (default: the current one)' },
   'clusters-file': { env: 'TENANTD_CLUSTERS_FILE', help: 'YAML mapping cloudProvider + region to a kubeconfig context' },
@@ -95,6 +99,17 @@ export function parsePoll(raw: string): PollSchedule {
   if (/^\d+s$/.test(v)) return parsePoll(v.slice(0, -1));
   if (cron.validate(v)) return { kind: 'cron', expression: v };
   throw bad('poll', raw, 'must be a number of seconds or a valid cron expression (e.g. "*/30 * * * * *")');
+}
+
+export function parseMaxDeletions(raw: string | undefined): DeletionLimit {
+  if (raw === undefined) return { kind: 'default' };
+  const v = raw.trim();
+  if (/^\d+%$/.test(v)) {
+    const percent = Number(v.slice(0, -1));
+    if (percent > 100) throw bad('max-deletions', raw, 'a percentage must be at most 100%');
+    return { kind: 'percent', percent };
+  }
+  return { kind: 'count', n: intIn('max-deletions', v, 0, 1_000_000) };
 }
 
 /** Flags win over environment variables, which win over defaults. A bad value is an E_CONFIG error now, not a crash later. */
@@ -146,6 +161,7 @@ export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: s
     },
     driftIntervalSeconds: intIn('drift-interval', get('drift-interval') ?? '600', 0, 7 * 86_400),
     gcIntervalSeconds: intIn('gc-interval', get('gc-interval') ?? '3600', 0, 7 * 86_400),
+    maxDeletions: parseMaxDeletions(get('max-deletions')),
     auth: {
       tokensFile: file('tokens-file'),
       jwtSecret: get('jwt-secret') ?? null,

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import cron from 'node-cron';
 import { DesiredStateLoader } from '../core/desired/loader.js';
-import { toTenantdError } from '../core/errors.js';
+import { stalled, toTenantdError, type TenantdError } from '../core/errors.js';
 import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher } from '../core/events/publisher.js';
 import { gcAuto } from '../core/git/gc.js';
 import { GitStore } from '../core/git/store.js';
@@ -14,6 +14,7 @@ import { ensureEmbeddedRepo } from './init-repo.js';
 import { acquireDataDirLock } from './lock.js';
 import { createProvider } from './providers.js';
 import { TenantQueue } from './queue.js';
+import { DeletionGuard } from './deletion-guard.js';
 import { InfrastructureReconciler } from './reconciler.js';
 import { StatusWriter } from './status-writer.js';
 
@@ -45,6 +46,10 @@ export class TenantdDaemon {
   private followUp: Promise<PollResult> | null = null;
   private stopping = false;
   private sourceReady = false;
+  /** Why the repository cannot be acted on (tracked branch gone, invalid layout): /readyz false, API writes refused. */
+  private repoProblem: TenantdError | null = null;
+  /** Tenants of a change the deletion guard could not evaluate yet (retried on the next poll). */
+  private readonly unevaluated = new Set<string>();
 
   private constructor(
     readonly config: DaemonConfig,
@@ -56,6 +61,7 @@ export class TenantdDaemon {
     readonly reconciler: InfrastructureReconciler,
     readonly queue: TenantQueue,
     readonly status: StatusWriter,
+    readonly deletions: DeletionGuard,
     publisher: ReconciliationEventPublisher,
     private readonly releaseLock: () => Promise<void>,
     private readonly statusFlushMs: number,
@@ -90,6 +96,16 @@ export class TenantdDaemon {
         author: config.author,
         ...(config.statusBranch ? { branch: config.statusBranch } : {}),
       });
+      const loader = new DesiredStateLoader(git);
+      const deletions = await DeletionGuard.open({
+        dataDir: config.dataDir,
+        limit: config.maxDeletions,
+        store,
+        desired: { has: (id) => loader.get(id) !== null, get size() { return loader.size; } },
+        git,
+        publisher,
+        now,
+      });
       const reconciler = new InfrastructureReconciler({
         provider,
         store,
@@ -99,8 +115,8 @@ export class TenantdDaemon {
         now,
         ...(deps.random ? { random: deps.random } : {}),
         onRecordChanged: (id) => status.markDirty(id),
+        deletionGate: (id) => deletions.verdict(id),
       });
-      const loader = new DesiredStateLoader(git);
       // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
       const self: { daemon?: TenantdDaemon } = {};
       const queue = new TenantQueue(
@@ -125,7 +141,7 @@ export class TenantdDaemon {
         undefined,
         (err, job) => write(`${JSON.stringify({ level: 'error', msg: 'reconcile crashed', tenantId: job.tenantId, error: String(err) })}\n`),
       );
-      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, publisher, releaseLock, deps.statusFlushMs ?? 5000);
+      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, deletions, publisher, releaseLock, deps.statusFlushMs ?? 5000);
       self.daemon = daemon;
       queue.onIdle(() => void status.flush());
       return daemon;
@@ -166,9 +182,14 @@ export class TenantdDaemon {
     return this.sourceReady;
   }
 
-  /** /readyz: the repository answered the last poll and the provider's backend can be reached. */
+  /** Why the repository cannot be acted on now, or null (the API refuses writes while it is set). */
+  get problem(): TenantdError | null {
+    return this.repoProblem;
+  }
+
+  /** /readyz: the repository answered the last poll, can be acted on, and the provider's backend can be reached. */
   async isReady(): Promise<boolean> {
-    if (!this.sourceReady || this.stopping) return false;
+    if (!this.sourceReady || this.repoProblem || this.stopping) return false;
     return this.provider.ready ? this.provider.ready().catch(() => false) : true;
   }
 
@@ -207,18 +228,45 @@ export class TenantdDaemon {
       this.publisher.publish({ type: 'SourceFailed', code: e.code, message: e.message });
       return { head: this.loader.commit, changed: [] };
     }
-    if (!head || head === this.loader.commit) {
+    const known = this.loader.commit ?? this.deletions.lastHead;
+    if (!head && known) {
+      // The branch had history and is gone: nothing is read, nothing deprovisioned, no write accepted.
+      return this.repositoryUnusable(
+        stalled('E_GIT_BRANCH_MISSING', `the tracked branch ${this.config.branch} is gone (it was at ${known.slice(0, 12)}): nothing is reconciled or deprovisioned until it is restored`, { branch: this.config.branch, lastHead: known }),
+      );
+    }
+    if (!head || (head === this.loader.commit && this.unevaluated.size === 0)) {
+      this.repoProblem = null;
       this.publisher.publish({ type: 'SourceUnchanged', commit: head, durationMs: Date.now() - started });
       return { head, changed: [] };
     }
     const startup = this.loader.commit === null;
-    const previous = this.loader.commit;
-    const changes = await this.loader.advance(head);
-    const candidates = new Set(changes.map((c) => c.tenantId));
+    const previous = known;
+    let changes: Array<{ tenantId: string }> = [];
+    try {
+      if (head !== this.loader.commit) changes = await this.loader.advance(head);
+    } catch (err: unknown) {
+      // e.g. tenants/ replaced by a file (E_REPO_LAYOUT): the loader stays at the last good commit.
+      return this.repositoryUnusable(toTenantdError(err, 'E_GIT_READ'));
+    }
+    const candidates = new Set([...this.unevaluated, ...changes.map((c) => c.tenantId)]);
     if (startup) {
       // After a restart: tenants whose record says work is unfinished, or whose file is gone.
       for (const id of this.store.ids()) candidates.add(id);
     }
+    // The mass-deletion breaker sees the change before any tenant of it is queued; if it cannot
+    // decide (its state cannot be written, history cannot be read), nothing of the change is
+    // queued and the next poll asks again.
+    let guard;
+    try {
+      guard = await this.deletions.evaluate(head, previous, candidates);
+    } catch (err: unknown) {
+      for (const id of candidates) this.unevaluated.add(id);
+      return this.repositoryUnusable(toTenantdError(err, 'E_DELETION_GUARD'));
+    }
+    this.unevaluated.clear();
+    this.repoProblem = null;
+    for (const id of guard.released) candidates.add(id);
     const changed: string[] = [];
     for (const tenantId of [...candidates].sort()) {
       const desired = this.loader.get(tenantId);
@@ -230,6 +278,20 @@ export class TenantdDaemon {
     }
     this.publisher.publish({ type: 'SourceFetched', commit: head, previous, changedTenants: changed.length, durationMs: Date.now() - started, trigger });
     return { head, changed };
+  }
+
+  private repositoryUnusable(problem: TenantdError): PollResult {
+    const repeated = this.repoProblem?.code === problem.code && this.repoProblem.message === problem.message;
+    this.repoProblem = problem;
+    if (!repeated) this.publisher.publish({ type: 'SourceFailed', code: problem.code, message: problem.message });
+    return { head: this.loader.commit, changed: [] };
+  }
+
+  /** A person approved the deletion hold at `commit` (API): queue its tenants for deprovisioning. */
+  async approveDeletions(commit: string, by: string, trigger: string): Promise<string[]> {
+    const decision = await this.deletions.approve(commit, by);
+    for (const id of decision.released) this.queue.enqueue(id, trigger);
+    return decision.released;
   }
 
   /**

@@ -15,6 +15,7 @@ import { formatIssue, namespaceFor, type TenantInfrastructureDocument } from '..
 import type { InfrastructureProvider, PhaseResult, ProviderContext } from '../providers/provider.js';
 import { outputsFor, renderTenant, refKey } from '../providers/resources/renderer.js';
 import type { RenderedTenant } from '../providers/resources/types.js';
+import type { DeletionVerdict } from './deletion-guard.js';
 
 
 export interface ReconcilerDeps {
@@ -30,6 +31,8 @@ export interface ReconcilerDeps {
   stateKey?: (tenantId: string) => string;
   /** Called whenever a record changed, so its status file is rewritten in the next batch. */
   onRecordChanged?: (tenantId: string) => void;
+  /** The mass-deletion breaker: asked before a deprovision starts (absent: always allowed). */
+  deletionGate?: (tenantId: string) => DeletionVerdict;
 }
 
 export interface ReconcileRequest {
@@ -248,6 +251,15 @@ export class InfrastructureReconciler {
     }
     let op = record.operation;
     if (!op || op.kind !== 'delete') {
+      const gate = this.deps.deletionGate?.(record.tenantId) ?? { kind: 'allowed' };
+      if (gate.kind === 'unevaluated') return { kind: 'held', status: record.status, reason: 'DeletionPending' };
+      if (gate.kind === 'held') {
+        // The tenant keeps running; its conditions say why and how the hold ends.
+        const unchanged = existingHold(record, 'DeletionHeld', gate.message) && this.deps.store.get(record.tenantId)?.desired === null;
+        record.hold = { reason: 'DeletionHeld', message: gate.message };
+        if (!unchanged) await this.save(record);
+        return { kind: 'held', status: record.status, reason: 'DeletionHeld' };
+      }
       record.retry = null;
       record.hold = null;
       op = this.startOperation(record, 'delete', { commit: req.commit, specDigest: 'deleted' }, doc, req.trigger);
@@ -532,3 +544,5 @@ export class InfrastructureReconciler {
 /** The token of a reconcile request no finished reconcile has handled yet, if any. */
 const unhandledRequest = (r: TenantRecord | undefined): string | null =>
   r?.reconcileRequestedAt && r.reconcileRequestedAt !== r.lastHandledReconcileAt ? r.reconcileRequestedAt : null;
+
+const existingHold = (record: TenantRecord, reason: string, message: string): boolean => record.hold?.reason === reason && record.hold.message === message;

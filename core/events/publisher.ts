@@ -44,7 +44,8 @@ export function jsonLineSubscriber(write: (line: string) => void): EventSubscrib
   return (event) => {
     // A poll that found nothing new every few seconds is noise in a log; it still reaches metrics.
     if (event.type === 'SourceUnchanged') return;
-    write(`${JSON.stringify({ level: event.type.endsWith('Failed') ? 'error' : 'info', ...event })}\n`);
+    const level = event.type.endsWith('Failed') ? 'error' : event.type === 'DeletionHeld' ? 'warn' : 'info';
+    write(`${JSON.stringify({ level, ...event })}\n`);
   };
 }
 
@@ -81,6 +82,15 @@ export function humanLineSubscriber(write: (line: string) => void): EventSubscri
         break;
       case 'RepositoryPacked':
         if (event.looseAfter < event.looseBefore) write(`${t} git     packed ${event.looseBefore - event.looseAfter} loose objects (${event.durationMs} ms)\n`);
+        break;
+      case 'DeletionHeld':
+        write(`${t} source  HELD ${event.tenants} deletion(s): ${event.message}\n`);
+        break;
+      case 'DeletionHoldEnded':
+        write(`${t} source  deletion hold at ${event.commit.slice(0, 8)} ended: ${event.how}${event.by ? ` by ${event.by}` : ''} (${event.tenants} tenant(s))\n`);
+        break;
+      case 'ApprovalRequired':
+        write(`${t} ${event.tenantId.padEnd(20)} AWAITING       approval of plan ${event.planDigest}\n`);
         break;
       case 'RepositoryPackFailed':
         write(`${t} git     gc FAILED ${event.code}: ${event.message}\n`);

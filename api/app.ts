@@ -245,6 +245,17 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     });
   });
 
+  router.post(`${T}/:tenantId/approve`, requireScope('tenants:write'), async (ctx) => {
+    const id = ctx.params.tenantId as string;
+    const raw = await readRawBody(ctx.req, limit);
+    const body = parseJson(ctx, raw, ['application/json']);
+    const mayDelete = hasScope(ctx.state.principal as ApiPrincipal, 'tenants:delete');
+    await write(ctx, raw, async () => {
+      const result = deps.service.approvePlan(id, body, caller(ctx), mayDelete);
+      return { status: 202, body: { requestId: ctx.state.requestId, ...result }, headers: { Location: tenantUrl(id) } };
+    });
+  });
+
   router.get(`${API_PREFIX}/events`, requireScope('tenants:read'), (ctx) => {
     const tenant = strParam(ctx, 'tenant') ?? null;
     const lastRaw = ctx.get('Last-Event-ID') || strParam(ctx, 'lastEventId');

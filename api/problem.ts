@@ -43,6 +43,8 @@ const STATUS_BY_CODE: Readonly<Record<string, [number, string]>> = {
   E_REPO_LAYOUT: [409, 'The repository layout is invalid'],
   E_NO_DELETION_HOLD: [409, 'No deletion is held'],
   E_DELETION_HOLD_CHANGED: [409, 'The deletion hold changed'],
+  E_NOT_AWAITING_APPROVAL: [409, 'No plan awaits approval'],
+  E_PLAN_DIGEST_STALE: [409, 'Not the plan awaiting approval'],
   E_PRECONDITION_FAILED: [412, 'Precondition failed'],
   E_BODY_TOO_LARGE: [413, 'Request body too large'],
   E_UNSUPPORTED_MEDIA_TYPE: [415, 'Unsupported media type'],

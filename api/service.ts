@@ -38,6 +38,8 @@ export interface ServiceDeps {
   nudge(trigger: string): void;
   /** Note the request (its `requestedAt` token) and queue a forced reconcile; resolves once the request is durable. */
   requestReconcile(tenantId: string, trigger: string, requestedAt: string): Promise<void> | void;
+  /** A person approves the plan awaiting approval by its digest (the daemon checks it and applies). */
+  approvePlan?(tenantId: string, planDigest: string, by: string, trigger: string): { operation: string; planDigest: string };
   /** Why the repository cannot take writes now (tracked branch gone, invalid layout), or null. */
   problem?: () => TenantdError | null;
   /** The mass-deletion breaker: the hold, and a person's approval of it. */
@@ -346,6 +348,27 @@ export class TenantInfrastructureService {
     }
     await this.deps.requestReconcile(tenantId, `api:${caller.requestId}`, requestedAt);
     return { requestedAt };
+  }
+
+  /**
+   * Approve the tenant's plan awaiting approval by its digest: 409 E_PLAN_DIGEST_STALE when it is
+   * not that plan. Approving a deprovision also needs `tenants:delete` (`mayDelete`).
+   */
+  approvePlan(tenantId: string, body: unknown, caller: Caller, mayDelete: boolean): { tenantId: string; planDigest: string; operation: string; trigger: string } {
+    assertTenantId(tenantId);
+    const planDigest = (body as { planDigest?: unknown } | null)?.planDigest;
+    if (typeof planDigest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(planDigest) || Object.keys(body as object).some((k) => k !== 'planDigest')) {
+      throw apiError('E_VALIDATION', 'the body must be {"planDigest": "sha256:<64 hex digits>"} (lastPlan.digest of the tenant)', {
+        errors: [{ path: 'planDigest', message: 'must be a sha256: digest' }],
+      });
+    }
+    const record = this.deps.store.get(tenantId);
+    if (!record && !this.deps.loader.get(tenantId)) throw apiError('E_TENANT_NOT_FOUND', `no tenant ${tenantId}`, { tenantId });
+    if (record?.operation?.kind === 'delete' && !mayDelete) throw apiError('E_FORBIDDEN_SCOPE', 'approving a deprovision needs the tenants:delete scope', { scope: 'tenants:delete' });
+    if (!this.deps.approvePlan) throw apiError('E_NOT_AWAITING_APPROVAL', `tenant ${tenantId} has no plan awaiting approval`, { tenantId });
+    const trigger = `approve:${caller.requestId}`;
+    const approved = this.deps.approvePlan(tenantId, planDigest, caller.name, trigger);
+    return { tenantId, planDigest: approved.planDigest, operation: approved.operation, trigger };
   }
 
   /** The deletion hold, or null when nothing is held. */

@@ -38,6 +38,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     nudge: (trigger) => void daemon.poll(trigger),
     requestReconcile: (id, trigger, requestedAt) => daemon.requestReconcile(id, trigger, requestedAt),
     problem: () => daemon.problem,
+    approvePlan: (id, digest, by, trigger) => daemon.approvePlan(id, digest, by, trigger),
     deletions: { hold: () => daemon.deletions.hold, approve: (commit, by, trigger) => daemon.approveDeletions(commit, by, trigger) },
   });
   const events = new EventStreamHub(daemon.publisher);

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import cron from 'node-cron';
 import { TenantdError } from '../core/errors.js';
+import { TIERS, type Tier } from '../core/tenant/types.js';
 import type { BackoffPolicy } from '../core/backoff.js';
 import type { DeletionLimit } from '../core/deletion/guard.js';
 
@@ -32,6 +33,8 @@ export interface DaemonConfig {
   gcIntervalSeconds: number;
   /** Deletions one change may start without a person's approval (the mass-deletion breaker). */
   maxDeletions: DeletionLimit;
+  /** Tiers whose every Apply waits for an approved plan (as `spec.approval: manual`). */
+  approvalTiers: Tier[];
   kube: { kubeconfig: string | null; context: string | null; clustersFile: string | null };
   pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
 }
@@ -54,6 +57,7 @@ const FLAGS = {
   'log-format': { env: 'TENANTD_LOG_FORMAT', help: 'human (one line per tenant phase) or json (structured event lines) (default human)' },
   'drift-interval': { env: 'TENANTD_DRIFT_INTERVAL', help: 'seconds between drift checks of ACTIVE tenants, 0 = off (default 600)' },
   'gc-interval': { env: 'TENANTD_GC_INTERVAL', help: 'seconds between `git gc --auto` runs that pack loose objects, 0 = off (default 3600)' },
+  'approval-tiers': { env: 'TENANTD_APPROVAL_TIERS', help: `comma-separated tiers (${TIERS.join(', ')}) whose plans wait for approval as if spec.approval were manual` },
   'max-deletions': { env: 'TENANTD_MAX_DELETIONS', help: 'tenants one change may deprovision without approval: a count or a % of the fleet, 0 = always ask (default: 5 or 10%, whichever is larger)' },
   kubeconfig: { env: 'TENANTD_KUBECONFIG', help: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster)' },
   'kube-context': { env: 'TENANTD_KUBE_CONTEXT', help: 'kubeconfig context (default: the current one)' },
@@ -99,6 +103,12 @@ export function parsePoll(raw: string): PollSchedule {
   if (/^\d+s$/.test(v)) return parsePoll(v.slice(0, -1));
   if (cron.validate(v)) return { kind: 'cron', expression: v };
   throw bad('poll', raw, 'must be a number of seconds or a valid cron expression (e.g. "*/30 * * * * *")');
+}
+
+export function parseApprovalTiers(raw: string | undefined): Tier[] {
+  const tiers = (raw ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  for (const tier of tiers) if (!(TIERS as readonly string[]).includes(tier)) throw bad('approval-tiers', raw as string, `unknown tier "${tier}" (tiers: ${TIERS.join(', ')})`);
+  return [...new Set(tiers as Tier[])].sort();
 }
 
 export function parseMaxDeletions(raw: string | undefined): DeletionLimit {
@@ -162,6 +172,7 @@ export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: s
     driftIntervalSeconds: intIn('drift-interval', get('drift-interval') ?? '600', 0, 7 * 86_400),
     gcIntervalSeconds: intIn('gc-interval', get('gc-interval') ?? '3600', 0, 7 * 86_400),
     maxDeletions: parseMaxDeletions(get('max-deletions')),
+    approvalTiers: parseApprovalTiers(get('approval-tiers')),
     auth: {
       tokensFile: file('tokens-file'),
       jwtSecret: get('jwt-secret') ?? null,

@@ -116,6 +116,7 @@ export class TenantdDaemon {
         ...(deps.random ? { random: deps.random } : {}),
         onRecordChanged: (id) => status.markDirty(id),
         deletionGate: (id) => deletions.verdict(id),
+        approvalTiers: config.approvalTiers,
       });
       // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
       const self: { daemon?: TenantdDaemon } = {};
@@ -292,6 +293,13 @@ export class TenantdDaemon {
     const decision = await this.deletions.approve(commit, by);
     for (const id of decision.released) this.queue.enqueue(id, trigger);
     return decision.released;
+  }
+
+  /** A person approved the plan awaiting approval by its digest (API): reconcile the tenant now to apply it. */
+  approvePlan(tenantId: string, planDigest: string, by: string, trigger: string): { operation: string; planDigest: string } {
+    const approved = this.reconciler.approvePlan(tenantId, planDigest, by, trigger);
+    this.queue.enqueue(tenantId, trigger, { force: true });
+    return approved;
   }
 
   /**

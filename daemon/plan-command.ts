@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { planDigestOf } from '../core/approval/plan-digest.js';
 import { DesiredStateLoader } from '../core/desired/loader.js';
 import { TenantdError } from '../core/errors.js';
 import { GitStore } from '../core/git/store.js';
@@ -43,6 +44,8 @@ export interface TenantPlan {
   action: 'create' | 'update' | 'delete' | 'invalid';
   fromCommit: string | null;
   objects: ObjectChange[];
+  /** Digest of this change list: what `POST …/tenants/:id/approve` names for a tenant that needs approval. */
+  planDigest?: string;
   errors?: string[];
 }
 
@@ -173,7 +176,8 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       const objects = provider ? await providerChanges(provider, tenantId, next?.document ?? (prev?.document as TenantInfrastructureDocument), !!next) : diffObjectSets(objectsOf(prev), objectsOf(next));
       const action = !next ? 'delete' : prev?.document ? 'update' : 'create';
       if (action === 'update' && objects.length === 0) continue;
-      tenants.push({ tenantId, action, fromCommit: prev?.commit ?? null, objects });
+      const planDigest = planDigestOf({ tenantId, operation: action, specDigest: next?.specDigest ?? 'deleted', changes: objects });
+      tenants.push({ tenantId, action, fromCommit: prev?.commit ?? null, objects, planDigest });
     }
     await provider?.close?.();
     return {
@@ -231,6 +235,7 @@ export function formatPlan(plan: PlanReport): string {
     }
     lines.push(`tenant ${t.tenantId}: ${t.action}`);
     for (const o of t.objects) lines.push(`  ${SIGN[o.action]} ${o.ref}${o.fields ? `  (${o.fields.join(', ')})` : ''}`);
+    if (t.planDigest) lines.push(`  plan digest: ${t.planDigest}`);
   }
   const count = (a: string): number => plan.tenants.filter((t) => t.action === a).length;
   const objects = (a: ObjectChange['action']): number => plan.tenants.reduce((n, t) => n + t.objects.filter((o) => o.action === a).length, 0);

@@ -51,6 +51,8 @@ export interface ApiDeps {
   idempotency: IdempotencyStore;
   /** Readiness: the repository (and provider backend) can be reached. */
   ready: () => boolean | Promise<boolean>;
+  /** Why the repository cannot be acted on (tracked branch gone, invalid layout): shown by /readyz. */
+  problem?: () => { code: string; message: string } | null;
   webhooks?: WebhookHandler;
   bodyLimit?: number;
   /** Where unexpected errors are logged (with the request id); never sent to the caller. */
@@ -144,8 +146,9 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
   });
   router.get('/readyz', async (ctx) => {
     const ok = await deps.ready();
+    const problem = deps.problem?.() ?? null;
     ctx.status = ok ? 200 : 503;
-    ctx.body = { ready: ok };
+    ctx.body = { ready: ok, ...(problem ? { problem: { code: problem.code, message: problem.message } } : {}) };
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.contentType;

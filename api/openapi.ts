@@ -155,7 +155,14 @@ function apiSchemas(files: Components): Components {
       additionalProperties: false,
       properties: { requestedAt: { type: 'string', pattern: '^[\\x21-\\x7e]{1,64}$', description: 'A token (default: the time of the request, RFC 3339) that lastHandledReconcileAt shows once handled' } },
     },
-    Readiness: { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' } } },
+    Readiness: {
+      type: 'object',
+      required: ['ready'],
+      properties: {
+        ready: { type: 'boolean' },
+        problem: { type: 'object', description: 'Why the repository cannot be acted on: the tracked branch is gone (E_GIT_BRANCH_MISSING), tenants/ is not a directory (E_REPO_LAYOUT), …', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
+      },
+    },
     DeletionHold: {
       type: 'object',
       description: 'Deprovisions the mass-deletion breaker holds until a person approves `commit` or the files come back',
@@ -239,7 +246,7 @@ function apiPaths(): Json {
       get: {
         operationId: 'getReadiness',
         tags: ['operations'],
-        summary: 'Readiness: false while the repository cannot be reached',
+        summary: 'Readiness: false while the repository cannot be reached or acted on (then `problem` says why)',
         security: PUBLIC,
         responses: { '200': ok('Ready', ref('Readiness')), '503': ok('Not ready', ref('Readiness')), ...unexpected },
       },

@@ -73,6 +73,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     metrics,
     idempotency: await IdempotencyStore.open(daemon.config.dataDir),
     ready: () => daemon.isReady(),
+    problem: () => daemon.problem,
     ...(webhooks ? { webhooks } : {}),
     ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.logError ? { logError: opts.logError } : {}),

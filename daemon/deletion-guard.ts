@@ -156,14 +156,19 @@ export class DeletionGuard {
   private async save(next: GuardState): Promise<void> {
     if (JSON.stringify(next) === JSON.stringify(this.state)) return;
     const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
-    const fh = await fsp.open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(`${JSON.stringify(next, null, 2)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await fsp.open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(`${JSON.stringify(next, null, 2)}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, this.file);
+    } catch (err: unknown) {
+      await fsp.rm(tmp, { force: true });
+      throw err;
     }
-    await fsp.rename(tmp, this.file);
     const dir = await fsp.open(path.dirname(this.file), 'r');
     try {
       await dir.sync();

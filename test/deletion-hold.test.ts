@@ -2,6 +2,7 @@
  * The mass-deletion breaker end to end: a real git repository, a daemon with a recording
  * provider, the API over HTTP.
  */
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { ReconciliationEvent } from '../core/events/events.js';
@@ -194,4 +195,26 @@ t.test('with --max-deletions 0 every deletion waits for a person', async (t) => 
   t.equal((await h.call('POST', `/api/v1/infrastructure/tenants/${id(1)}/reconcile`)).status, 202);
   await h.daemon.whenIdle();
   t.equal(provider.count('destroy'), 0, 'reconcile now does not bypass the hold');
+});
+
+t.test('when the breaker cannot record its decision, nothing of the change is queued until it can', async (t) => {
+  const provider = new ScriptedProvider();
+  const h = await apiHarness(t, { files: fleet(3), deps: { provider } });
+  const file = path.join(h.daemon.config.dataDir, 'deletion-guard.json');
+  await fsp.rm(file);
+  await fsp.mkdir(file); // the rename over it fails
+  await commitFiles(h.repo, { ...removal([id(0)]), 'tenants/late.yaml': tenantYaml('late') }, 'one out, one in');
+  await h.daemon.poll();
+  await h.daemon.whenIdle();
+  t.equal(h.daemon.store.get('late'), undefined, 'not even the create is queued');
+  t.equal(provider.count('destroy'), 0);
+  t.match(h.daemon.problem, { code: /^E_DELETION_GUARD/ });
+  t.equal((await h.call('GET', '/readyz', { token: null })).status, 503);
+  t.same((await fsp.readdir(h.daemon.config.dataDir)).filter((n) => n.endsWith('.tmp')), [], 'no temp file left behind');
+  await fsp.rm(file, { recursive: true });
+  await h.daemon.poll();
+  await h.daemon.whenIdle();
+  t.equal(h.daemon.store.get('late')?.status, 'ACTIVE', 'the next poll decides and queues the change');
+  t.equal(h.daemon.store.get(id(0))?.status, 'DEPROVISIONED', 'one deletion is under the limit');
+  t.equal(h.daemon.problem, null);
 });

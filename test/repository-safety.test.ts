@@ -58,7 +58,7 @@ t.test('tenants/ replaced by a file (or a symlink) is a repository-level error; 
   for (const id of ['a', 'b', 'c']) t.equal(h.daemon.store.get(id)?.status, 'ACTIVE');
   t.equal(h.daemon.loader.commit, good, 'the daemon stays at the last good commit');
   t.match(events.filter((e) => e.type === 'SourceFailed'), [{ code: 'E_REPO_LAYOUT', message: /^tenants is a file/ }], 'one event names the layout error');
-  t.equal((await h.call('GET', '/readyz', { token: null })).status, 503, '/readyz false');
+  t.match(await h.call('GET', '/readyz', { token: null }), { status: 503, body: { ready: false, problem: { code: 'E_REPO_LAYOUT', message: /^tenants is a file/ } } }, '/readyz false, saying why');
   const write = await h.call('POST', '/api/v1/infrastructure/tenants/d/provision', { body: seedBody });
   t.match(write, { status: 409, body: { code: 'E_REPO_LAYOUT' } }, 'writes are refused with a stable code');
   t.equal(await gitOut(h.repo, ['rev-parse', 'HEAD']), bad, 'the API wrote nothing');

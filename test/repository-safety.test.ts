@@ -96,7 +96,7 @@ t.test('a real daemon: the tracked branch deleted makes /readyz false, API write
   t.teardown(() => {
     if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   });
-  await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.output()), 60_000, 'the API to listen');
+  await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.output()), 120_000, 'the API to listen');
   const url = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(p.output())?.[1] as string;
   const token = /(tdk_[A-Za-z0-9_-]+)/.exec(p.output())?.[1] as string;
   const call = async (method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
@@ -109,7 +109,7 @@ t.test('a real daemon: the tracked branch deleted makes /readyz false, API write
     return { status: res.status, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : {} };
   };
   const active = async (): Promise<number> => ((await call('GET', '/api/v1/infrastructure/tenants')).body.counts as Record<string, number> | undefined)?.ACTIVE ?? 0;
-  await waitFor(async () => (await active()) === 5, 60_000, 'five tenants ACTIVE');
+  await waitFor(async () => (await active()) === 5, 120_000, 'five tenants ACTIVE');
   // Let the pass's status commit land so the branch is quiet.
   await waitFor(async () => (await gitOut(repo, ['log', '-1', '--format=%an'])) === 'tenantd', 30_000, 'the status commit');
   const tip = await gitOut(repo, ['rev-parse', 'main']);
@@ -132,7 +132,7 @@ t.test('a real daemon: the tracked branch deleted makes /readyz false, API write
   await git(repo, ['update-ref', 'refs/heads/main', tip]);
   await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, '/readyz to turn true');
   t.equal((await call('POST', '/api/v1/infrastructure/tenants/550e8400/provision', seedBody)).status, 202);
-  await waitFor(async () => (await active()) === 6, 60_000, 'six tenants ACTIVE');
+  await waitFor(async () => (await active()) === 6, 120_000, 'six tenants ACTIVE');
   t.notMatch(await fsp.readFile(path.join(dataDir, 'transitions.jsonl'), 'utf8'), /DEPROVISIONING/, 'no tenant was ever deprovisioned');
   p.child.kill('SIGTERM');
   t.equal((await p.exited).code, 0);

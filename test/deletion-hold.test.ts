@@ -58,7 +58,7 @@ t.test('a commit deleting 20 of 100 tenants deprovisions none until approved, th
   const held = events.filter((e) => e.type === 'DeletionHeld');
   t.equal(held.length, 1, 'one event says why');
   t.match(held[0], { commit, previous: /^[0-9a-f]{40}$/, reasons: ['threshold'], tenants: 20, limit: 10, fleet: 100 });
-  t.match((await statusAt(h.repo, 'main', id(3))).status.conditions, [{ type: 'Ready', status: 'True' }, {}, { type: 'Stalled', status: 'True', reason: 'DeletionHeld' }], 'the committed status says so');
+  t.match((await statusAt(h.repo, 'main', id(3))).status.conditions, [{ type: 'Ready', status: 'False', reason: 'DeletionHeld' }, {}, { type: 'Stalled', status: 'True', reason: 'DeletionHeld' }], 'the committed status says so');
 
   t.equal((await h.call('GET', '/readyz', { token: null })).status, 200, '/readyz stays true');
   const metrics = (await h.call('GET', '/metrics', { token: null })).body.text as string;

@@ -52,6 +52,8 @@ export interface ApiDeps {
   idempotency: IdempotencyStore;
   /** Readiness: the repository (and provider backend) can be reached. */
   ready: () => boolean | Promise<boolean>;
+  /** Why the repository cannot be acted on (tracked branch gone, invalid layout): shown by /readyz. */
+  problem?: () => { code: string; message: string } | null;
   webhooks?: WebhookHandler;
   bodyLimit?: number;
   /** Where unexpected errors are logged (with the request id); never sent to the caller. */
@@ -145,8 +147,9 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
   });
   router.get('/readyz', async (ctx) => {
     const ok = await deps.ready();
+    const problem = deps.problem?.() ?? null;
     ctx.status = ok ? 200 : 503;
-    ctx.body = { ready: ok };
+    ctx.body = { ready: ok, ...(problem ? { problem: { code: problem.code, message: problem.message } } : {}) };
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.contentType;
@@ -231,6 +234,30 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     const { requestedAt } = await deps.service.reconcile(id, body, caller(ctx));
     ctx.status = 202;
     ctx.body = { requestId: ctx.state.requestId, tenantId: id, trigger: `api:${ctx.state.requestId}`, requestedAt };
+  });
+
+  router.get(`${API_PREFIX}/deletions`, requireScope('tenants:read'), (ctx) => {
+    ctx.body = { hold: deps.service.deletionHold() };
+  });
+
+  router.post(`${API_PREFIX}/deletions/approve`, requireScope('tenants:delete'), async (ctx) => {
+    const raw = await readRawBody(ctx.req, limit);
+    const body = parseJson(ctx, raw, ['application/json']);
+    await write(ctx, raw, async () => {
+      const result = await deps.service.approveDeletions(body, caller(ctx));
+      return { status: 202, body: { requestId: ctx.state.requestId, commit: result.commit, approved: result.tenants.length, tenants: result.tenants, trigger: result.trigger }, headers: {} };
+    });
+  });
+
+  router.post(`${T}/:tenantId/approve`, requireScope('tenants:write'), async (ctx) => {
+    const id = ctx.params.tenantId as string;
+    const raw = await readRawBody(ctx.req, limit);
+    const body = parseJson(ctx, raw, ['application/json']);
+    const mayDelete = hasScope(ctx.state.principal as ApiPrincipal, 'tenants:delete');
+    await write(ctx, raw, async () => {
+      const result = deps.service.approvePlan(id, body, caller(ctx), mayDelete);
+      return { status: 202, body: { requestId: ctx.state.requestId, ...result }, headers: { Location: tenantUrl(id) } };
+    });
   });
 
   router.get(`${API_PREFIX}/events`, requireScope('tenants:read'), (ctx) => {

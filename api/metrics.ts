@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DeletionHold, HoldReason } from '../core/deletion/guard.js';
 import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import type { TenantStatus } from '../core/phases.js';
 import { STATUSES } from '../core/phases.js';
@@ -7,7 +8,10 @@ export interface MetricsSources {
   publisher: ReconciliationEventPublisher;
   queue: { depth: number; active: number; scheduledRetries: number };
   statuses: () => Iterable<TenantStatus>;
+  deletionHold?: () => DeletionHold | null;
 }
+
+const HOLD_REASONS: HoldReason[] = ['threshold', 'emptyListing', 'nonFastForward'];
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -56,6 +60,17 @@ export function createMetrics(src: MetricsSources): Registry {
       const counts = new Map<string, number>(STATUSES.map((s) => [s, 0]));
       for (const s of src.statuses()) counts.set(s, (counts.get(s) ?? 0) + 1);
       for (const [status, n] of counts) this.set({ status }, n);
+    },
+  });
+
+  new Gauge({
+    name: 'tenantd_deletions_held',
+    help: 'Tenants the mass-deletion breaker keeps from being deprovisioned, by why the hold was raised',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      const hold = src.deletionHold?.() ?? null;
+      for (const reason of HOLD_REASONS) this.set({ reason }, hold?.reasons.includes(reason) ? hold.tenants.length : 0);
     },
   });
 

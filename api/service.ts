@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { isTenantdError } from '../core/errors.js';
 import { specDigestOf, type DesiredStateLoader } from '../core/desired/loader.js';
+import type { DeletionHold } from '../core/deletion/guard.js';
+import { explainHold, APPROVE_TRAILER } from '../core/deletion/guard.js';
+import type { TenantdError } from '../core/errors.js';
 import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import type { TransitionLog } from '../core/log/transition-log.js';
 import type { InfrastructureStateTransition } from '../core/log/transition.js';
@@ -36,7 +39,30 @@ export interface ServiceDeps {
   nudge(trigger: string): void;
   /** Note the request (its `requestedAt` token) and queue a forced reconcile; resolves once the request is durable. */
   requestReconcile(tenantId: string, trigger: string, requestedAt: string): Promise<void> | void;
+  /** A person approves the plan awaiting approval by its digest (the daemon checks it and applies). */
+  approvePlan?(tenantId: string, planDigest: string, by: string, trigger: string): { operation: string; planDigest: string };
+  /** Why the repository cannot take writes now (tracked branch gone, invalid layout), or null. */
+  problem?: () => TenantdError | null;
+  /** The mass-deletion breaker: the hold, and a person's approval of it. */
+  deletions?: {
+    hold(): DeletionHold | null;
+    approve(commit: string, by: string, trigger: string): Promise<string[]>;
+  };
   now?: () => Date;
+}
+
+/** A deletion hold as the API shows it: what is held, why, and the two ways to approve it. */
+export interface DeletionHoldView {
+  commit: string;
+  previous: string | null;
+  reasons: DeletionHold['reasons'];
+  count: number;
+  tenants: string[];
+  limit: number;
+  fleet: number;
+  since: string;
+  message: string;
+  approve: { commit: string; trailer: string };
 }
 
 export interface Caller {
@@ -335,15 +361,71 @@ export class TenantInfrastructureService {
     return { requestedAt };
   }
 
+  /**
+   * Approve the tenant's plan awaiting approval by its digest: 409 E_PLAN_DIGEST_STALE when it is
+   * not that plan. Approving a deprovision also needs `tenants:delete` (`mayDelete`).
+   */
+  approvePlan(tenantId: string, body: unknown, caller: Caller, mayDelete: boolean): { tenantId: string; planDigest: string; operation: string; trigger: string } {
+    assertTenantId(tenantId);
+    const planDigest = (body as { planDigest?: unknown } | null)?.planDigest;
+    if (typeof planDigest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(planDigest) || Object.keys(body as object).some((k) => k !== 'planDigest')) {
+      throw apiError('E_VALIDATION', 'the body must be {"planDigest": "sha256:<64 hex digits>"} (lastPlan.digest of the tenant)', {
+        errors: [{ path: 'planDigest', message: 'must be a sha256: digest' }],
+      });
+    }
+    const record = this.deps.store.get(tenantId);
+    if (!record && !this.deps.loader.get(tenantId)) throw apiError('E_TENANT_NOT_FOUND', `no tenant ${tenantId}`, { tenantId });
+    if (record?.operation?.kind === 'delete' && !mayDelete) throw apiError('E_FORBIDDEN_SCOPE', 'approving a deprovision needs the tenants:delete scope', { scope: 'tenants:delete' });
+    if (!this.deps.approvePlan) throw apiError('E_NOT_AWAITING_APPROVAL', `tenant ${tenantId} has no plan awaiting approval`, { tenantId });
+    const trigger = `approve:${caller.requestId}`;
+    const approved = this.deps.approvePlan(tenantId, planDigest, caller.name, trigger);
+    return { tenantId, planDigest: approved.planDigest, operation: approved.operation, trigger };
+  }
+
+  /** The deletion hold, or null when nothing is held. */
+  deletionHold(): DeletionHoldView | null {
+    const hold = this.deps.deletions?.hold() ?? null;
+    if (!hold) return null;
+    return {
+      commit: hold.commit,
+      previous: hold.previous,
+      reasons: hold.reasons,
+      count: hold.tenants.length,
+      tenants: hold.tenants,
+      limit: hold.limit,
+      fleet: hold.fleet,
+      since: hold.since,
+      message: explainHold(hold),
+      approve: { commit: hold.commit, trailer: `${APPROVE_TRAILER}: ${hold.tenants.length}` },
+    };
+  }
+
+  /** Approve the hold at exactly `body.commit`: its tenants are deprovisioned. */
+  async approveDeletions(body: unknown, caller: Caller): Promise<{ commit: string; tenants: string[]; trigger: string }> {
+    const commit = (body as { commit?: unknown } | null)?.commit;
+    if (typeof commit !== 'string' || !/^[0-9a-f]{40}$/.test(commit) || Object.keys(body as object).some((k) => k !== 'commit')) {
+      throw apiError('E_VALIDATION', 'the body must be {"commit": "<the held commit, 40 hex digits>"} (see GET /api/v1/deletions)', {
+        errors: [{ path: 'commit', message: 'must be the full commit id of the hold' }],
+      });
+    }
+    if (!this.deps.deletions) throw apiError('E_NO_DELETION_HOLD', 'no deletion is held: there is nothing to approve');
+    const trigger = `approve:${caller.requestId}`;
+    const tenants = await this.deps.deletions.approve(commit, caller.name, trigger);
+    return { commit, tenants, trigger };
+  }
+
   private async commit(
     caller: Caller,
     action: string,
     build: (head: string | null) => Promise<Array<{ path: string; content: string | null }>>,
   ): Promise<{ commit: string; parent: string | null } | null> {
+    const problem = this.deps.problem?.();
+    if (problem) throw problem;
     const started = this.now().getTime();
     const result = await this.deps.git.commitFiles({
       author: authorOf(caller),
-      message: `${action}\n\nRequest-Id: ${caller.requestId}\nRequested-By: ${caller.name}\n`,
+      // One line per trailer: a caller's name must never add one (e.g. an approval trailer).
+      message: `${action}\n\nRequest-Id: ${caller.requestId}\nRequested-By: ${caller.name.replace(/[\r\n\0]+/g, ' ')}\n`,
       build,
     });
     if (result) {

@@ -41,9 +41,17 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     publisher: daemon.publisher,
     nudge: (trigger) => void daemon.poll(trigger),
     requestReconcile: (id, trigger, requestedAt) => daemon.requestReconcile(id, trigger, requestedAt),
+    problem: () => daemon.problem,
+    approvePlan: (id, digest, by, trigger) => daemon.approvePlan(id, digest, by, trigger),
+    deletions: { hold: () => daemon.deletions.hold, approve: (commit, by, trigger) => daemon.approveDeletions(commit, by, trigger) },
   });
   const events = new EventStreamHub(daemon.publisher, opts.events);
-  const metrics = createMetrics({ publisher: daemon.publisher, queue: daemon.queue, statuses: () => daemon.store.all().map((r) => r.status) });
+  const metrics = createMetrics({
+    publisher: daemon.publisher,
+    queue: daemon.queue,
+    statuses: () => daemon.store.all().map((r) => r.status),
+    deletionHold: () => daemon.deletions.hold,
+  });
   const secrets = opts.webhookSecrets ?? [];
   let webhooks: WebhookHandler<WebhookDelivery> | undefined;
   if (secrets.length > 0) {
@@ -69,6 +77,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     metrics,
     idempotency: await IdempotencyStore.open(daemon.config.dataDir),
     ready: () => daemon.isReady(),
+    problem: () => daemon.problem,
     ...(webhooks ? { webhooks } : {}),
     ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.logError ? { logError: opts.logError } : {}),

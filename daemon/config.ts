@@ -1,7 +1,9 @@
 import path from 'node:path';
 import cron from 'node-cron';
 import { TenantdError } from '../core/errors.js';
+import { TIERS, type Tier } from '../core/tenant/types.js';
 import type { BackoffPolicy } from '../core/backoff.js';
+import type { DeletionLimit } from '../core/deletion/guard.js';
 import { parseCommand, usageError, type CommandSpec, type FlagValues } from './args.js';
 
 export const PROVIDERS = ['render', 'kubernetes', 'pulumi'] as const;
@@ -33,6 +35,10 @@ export interface DaemonConfig {
   gcIntervalSeconds: number;
   /** Event streams (`GET /api/v1/events`) one API token may hold open at once. */
   sseMaxStreams: number;
+  /** Deletions one change may start without a person's approval (the mass-deletion breaker). */
+  maxDeletions: DeletionLimit;
+  /** Tiers whose every Apply waits for an approved plan (as `spec.approval: manual`). */
+  approvalTiers: Tier[];
   kube: { kubeconfig: string | null; context: string | null; clustersFile: string | null };
   pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
 }
@@ -56,6 +62,8 @@ const FLAGS = {
   'drift-interval': { env: 'TENANTD_DRIFT_INTERVAL', help: 'seconds between drift checks of ACTIVE tenants, 0 = off (default 600)' },
   'status-interval': { env: 'TENANTD_STATUS_INTERVAL', help: 'least seconds between two status commits, which happen only when a tenant changed state (default 10)' },
   'gc-interval': { env: 'TENANTD_GC_INTERVAL', help: 'seconds between `git gc --auto` runs that pack loose objects, 0 = off (default 3600)' },
+  'approval-tiers': { env: 'TENANTD_APPROVAL_TIERS', help: `comma-separated tiers (${TIERS.join(', ')}) whose plans wait for approval as if spec.approval were manual` },
+  'max-deletions': { env: 'TENANTD_MAX_DELETIONS', help: 'tenants one change may deprovision without approval: a count or a % of the fleet, 0 = always ask (default: 5 or 10%, whichever is larger)' },
   kubeconfig: { env: 'TENANTD_KUBECONFIG', help: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster)' },
   'kube-context': { env: 'TENANTD_KUBE_CONTEXT', help: 'kubeconfig context (default: the current one)' },
   'clusters-file': { env: 'TENANTD_CLUSTERS_FILE', help: 'YAML mapping cloudProvider + region to a kubeconfig context' },
@@ -105,6 +113,23 @@ export function parsePoll(raw: string): PollSchedule {
   if (/^\d+s$/.test(v)) return parsePoll(v.slice(0, -1));
   if (cron.validate(v)) return { kind: 'cron', expression: v };
   throw bad('poll', raw, 'must be a number of seconds or a valid cron expression (e.g. "*/30 * * * * *")');
+}
+
+export function parseApprovalTiers(raw: string | undefined): Tier[] {
+  const tiers = (raw ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  for (const tier of tiers) if (!(TIERS as readonly string[]).includes(tier)) throw bad('approval-tiers', raw as string, `unknown tier "${tier}" (tiers: ${TIERS.join(', ')})`);
+  return [...new Set(tiers as Tier[])].sort();
+}
+
+export function parseMaxDeletions(raw: string | undefined): DeletionLimit {
+  if (raw === undefined) return { kind: 'default' };
+  const v = raw.trim();
+  if (/^\d+%$/.test(v)) {
+    const percent = Number(v.slice(0, -1));
+    if (percent > 100) throw bad('max-deletions', raw, 'a percentage must be at most 100%');
+    return { kind: 'percent', percent };
+  }
+  return { kind: 'count', n: intIn('max-deletions', v, 0, 1_000_000) };
 }
 
 /** Flags win over environment variables, which win over defaults. A bad value is an E_CONFIG error now, not a crash later. */
@@ -159,6 +184,8 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
     statusIntervalSeconds: intIn('status-interval', get('status-interval') ?? '10', 0, 86_400),
     gcIntervalSeconds: intIn('gc-interval', get('gc-interval') ?? '3600', 0, 7 * 86_400),
     sseMaxStreams: intIn('sse-max-streams', get('sse-max-streams') ?? '16', 1, 100_000),
+    maxDeletions: parseMaxDeletions(get('max-deletions')),
+    approvalTiers: parseApprovalTiers(get('approval-tiers')),
     auth: {
       tokensFile: file('tokens-file'),
       jwtSecret: get('jwt-secret') ?? null,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import cron from 'node-cron';
 import { DesiredStateLoader, type DesiredChange } from '../core/desired/loader.js';
 import type { DurableFs } from '../core/durable-fs.js';
-import { toTenantdError } from '../core/errors.js';
+import { stalled, toTenantdError, TenantdError } from '../core/errors.js';
 import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher } from '../core/events/publisher.js';
 import { gcAuto } from '../core/git/gc.js';
 import { GitStore } from '../core/git/store.js';
@@ -16,6 +16,7 @@ import { acquireDataDirLock } from './lock.js';
 import { logLine } from './log-line.js';
 import { createProvider } from './providers.js';
 import { TenantQueue } from './queue.js';
+import { DeletionGuard } from './deletion-guard.js';
 import { InfrastructureReconciler } from './reconciler.js';
 import { StatusWriter } from './status-writer.js';
 import { realTimers, type Timers } from './timers.js';
@@ -49,6 +50,10 @@ export class TenantdDaemon {
   private followUp: Promise<PollResult> | null = null;
   private stopping = false;
   private sourceReady = false;
+  /** Why the repository cannot be acted on (tracked branch gone, invalid layout): /readyz false, API writes refused. */
+  private repoProblem: TenantdError | null = null;
+  /** Tenants of a change the deletion guard could not evaluate yet (retried on the next poll). */
+  private readonly unevaluated = new Set<string>();
 
   private constructor(
     readonly config: DaemonConfig,
@@ -60,6 +65,7 @@ export class TenantdDaemon {
     readonly reconciler: InfrastructureReconciler,
     readonly queue: TenantQueue,
     readonly status: StatusWriter,
+    readonly deletions: DeletionGuard,
     publisher: ReconciliationEventPublisher,
     private readonly releaseLock: () => Promise<void>,
   ) {
@@ -100,6 +106,16 @@ export class TenantdDaemon {
         timers,
         busy: (tenantId) => self.daemon?.queue.isRunning(tenantId) ?? false,
       });
+      const loader = new DesiredStateLoader(git);
+      const deletions = await DeletionGuard.open({
+        dataDir: config.dataDir,
+        limit: config.maxDeletions,
+        store,
+        desired: { has: (id) => loader.get(id) !== null, get size() { return loader.size; } },
+        git,
+        publisher,
+        now,
+      });
       const reconciler = new InfrastructureReconciler({
         provider,
         store,
@@ -109,8 +125,9 @@ export class TenantdDaemon {
         now,
         ...(deps.random ? { random: deps.random } : {}),
         onRecordChanged: (id) => status.markDirty(id),
+        deletionGate: (id) => deletions.verdict(id),
+        approvalTiers: config.approvalTiers,
       });
-      const loader = new DesiredStateLoader(git);
       const queue = new TenantQueue(
         config.concurrency,
         async (job, signal) => {
@@ -133,7 +150,7 @@ export class TenantdDaemon {
         timers,
         (err, job) => write(logLine(config.logFormat, 'error', `reconcile of ${job.tenantId} crashed: ${String(err)}`, { tenantId: job.tenantId })),
       );
-      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, publisher, releaseLock);
+      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, deletions, publisher, releaseLock);
       self.daemon = daemon;
       queue.onIdle(() => status.requestFlush());
       return daemon;
@@ -175,9 +192,14 @@ export class TenantdDaemon {
     return this.sourceReady;
   }
 
-  /** /readyz: the repository answered the last poll and the provider's backend can be reached. */
+  /** Why the repository cannot be acted on now, or null (the API refuses writes while it is set). */
+  get problem(): TenantdError | null {
+    return this.repoProblem;
+  }
+
+  /** /readyz: the repository answered the last poll, can be acted on, and the provider's backend can be reached. */
   async isReady(): Promise<boolean> {
-    if (!this.sourceReady || this.stopping) return false;
+    if (!this.sourceReady || this.repoProblem || this.stopping) return false;
     return this.provider.ready ? this.provider.ready().catch(() => false) : true;
   }
 
@@ -215,35 +237,54 @@ export class TenantdDaemon {
       this.publisher.publish({ type: 'SourceFailed', code: e.code, message: e.message });
       return { head: this.loader.commit, changed: [] };
     }
+    const known = this.loader.commit ?? this.deletions.lastHead;
+    if (!head && known) {
+      // The branch had history and is gone: nothing is read, nothing deprovisioned, no write accepted.
+      return this.repositoryUnusable(
+        stalled('E_GIT_BRANCH_MISSING', `the tracked branch ${this.config.branch} is gone (it was at ${known.slice(0, 12)}): nothing is reconciled or deprovisioned until it is restored`, { branch: this.config.branch, lastHead: known }),
+      );
+    }
+    this.sourceReady = true;
     // Tenants whose file could not be read are read again each poll, so a repaired object recovers.
-    if (!head || (head === this.loader.commit && this.loader.unreadable === 0)) {
-      this.sourceReady = true;
+    if (!head || (head === this.loader.commit && this.unevaluated.size === 0 && this.loader.unreadable === 0)) {
+      this.repoProblem = null;
       this.publisher.publish({ type: 'SourceUnchanged', commit: head, durationMs: Date.now() - started });
       return { head, changed: [] };
     }
     const startup = this.loader.commit === null;
-    const previous = this.loader.commit;
+    const previous = known;
     const skippedBefore = this.loader.skipped;
-    let changes: DesiredChange[];
+    let changes: DesiredChange[] = [];
     try {
-      changes = await this.loader.advance(head);
+      if (head !== this.loader.commit || this.loader.unreadable > 0) changes = await this.loader.advance(head);
     } catch (err: unknown) {
-      // The commit or its tenants/ tree cannot be read (a corrupt or missing object): not ready,
-      // nothing changes, and the next poll reads it again.
-      this.sourceReady = false;
+      // The commit or its tenants/ tree cannot be read (a corrupt or missing object), or tenants/ is
+      // not a directory (E_REPO_LAYOUT): the loader stays at the last good commit, nothing changes,
+      // and the next poll reads it again.
       const e = toTenantdError(err, 'E_GIT_READ');
-      this.publisher.publish({ type: 'SourceFailed', code: e.code, message: `commit ${head} cannot be read: ${e.message}` });
-      return { head: this.loader.commit, changed: [] };
+      return this.repositoryUnusable(e.code === 'E_REPO_LAYOUT' ? e : new TenantdError(e.code, e.kind, `commit ${head} cannot be read: ${e.message}`, e.data));
     }
-    this.sourceReady = true;
     if (JSON.stringify(this.loader.skipped) !== JSON.stringify(skippedBefore)) {
       this.publisher.publish({ type: 'TenantFilesSkipped', commit: head, files: [...this.loader.skipped] });
     }
-    const candidates = new Set(changes.map((c) => c.tenantId));
+    const candidates = new Set([...this.unevaluated, ...changes.map((c) => c.tenantId)]);
     if (startup) {
       // After a restart: tenants whose record says work is unfinished, or whose file is gone.
       for (const id of this.store.ids()) candidates.add(id);
     }
+    // The mass-deletion breaker sees the change before any tenant of it is queued; if it cannot
+    // decide (its state cannot be written, history cannot be read), nothing of the change is
+    // queued and the next poll asks again.
+    let guard;
+    try {
+      guard = await this.deletions.evaluate(head, previous, candidates);
+    } catch (err: unknown) {
+      for (const id of candidates) this.unevaluated.add(id);
+      return this.repositoryUnusable(toTenantdError(err, 'E_DELETION_GUARD'));
+    }
+    this.unevaluated.clear();
+    this.repoProblem = null;
+    for (const id of guard.released) candidates.add(id);
     const changed: string[] = [];
     for (const tenantId of [...candidates].sort()) {
       const desired = this.loader.get(tenantId);
@@ -255,6 +296,27 @@ export class TenantdDaemon {
     }
     this.publisher.publish({ type: 'SourceFetched', commit: head, previous, changedTenants: changed.length, durationMs: Date.now() - started, trigger });
     return { head, changed };
+  }
+
+  private repositoryUnusable(problem: TenantdError): PollResult {
+    const repeated = this.repoProblem?.code === problem.code && this.repoProblem.message === problem.message;
+    this.repoProblem = problem;
+    if (!repeated) this.publisher.publish({ type: 'SourceFailed', code: problem.code, message: problem.message });
+    return { head: this.loader.commit, changed: [] };
+  }
+
+  /** A person approved the deletion hold at `commit` (API): queue its tenants for deprovisioning. */
+  async approveDeletions(commit: string, by: string, trigger: string): Promise<string[]> {
+    const decision = await this.deletions.approve(commit, by);
+    for (const id of decision.released) this.queue.enqueue(id, trigger);
+    return decision.released;
+  }
+
+  /** A person approved the plan awaiting approval by its digest (API): reconcile the tenant now to apply it. */
+  approvePlan(tenantId: string, planDigest: string, by: string, trigger: string): { operation: string; planDigest: string } {
+    const approved = this.reconciler.approvePlan(tenantId, planDigest, by, trigger);
+    this.queue.enqueue(tenantId, trigger, { force: true });
+    return approved;
   }
 
   /**

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { planDigestOf } from '../core/approval/plan-digest.js';
 import { DesiredStateLoader, type SkippedEntry } from '../core/desired/loader.js';
 import { printable } from '../core/printable.js';
 import { TenantdError } from '../core/errors.js';
@@ -45,6 +46,8 @@ export interface TenantPlan {
   action: 'create' | 'update' | 'delete' | 'invalid';
   fromCommit: string | null;
   objects: ObjectChange[];
+  /** Digest of this change list: what `POST …/tenants/:id/approve` names for a tenant that needs approval. */
+  planDigest?: string;
   /** An invalid tenant's problems, formatted `file:line:col: path: message`, and as data. */
   errors?: string[];
   issues?: ValidationIssue[];
@@ -176,7 +179,8 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       const objects = provider ? await providerChanges(provider, tenantId, next?.document ?? (prev?.document as TenantInfrastructureDocument), !!next) : diffObjectSets(objectsOf(prev), objectsOf(next));
       const action = !next ? 'delete' : prev?.document ? 'update' : 'create';
       if (action === 'update' && objects.length === 0) continue;
-      tenants.push({ tenantId, action, fromCommit: prev?.commit ?? null, objects });
+      const planDigest = planDigestOf({ tenantId, operation: action, specDigest: next?.specDigest ?? 'deleted', changes: objects });
+      tenants.push({ tenantId, action, fromCommit: prev?.commit ?? null, objects, planDigest });
     }
     await provider?.close?.();
     return {
@@ -283,6 +287,7 @@ function planText(plan: PlanReport): string {
     }
     lines.push(`tenant ${t.tenantId}: ${t.action}`);
     for (const o of t.objects) lines.push(`  ${SIGN[o.action]} ${o.ref}${o.fields ? `  (${o.fields.join(', ')})` : ''}`);
+    if (t.planDigest) lines.push(`  plan digest: ${t.planDigest}`);
   }
   if (plan.skipped.length > 0) {
     lines.push('');

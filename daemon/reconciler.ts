@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { backoffDelay, type BackoffPolicy } from '../core/backoff.js';
-import { TenantdError, toTenantdError } from '../core/errors.js';
+import { planDigestOf, requiresApproval } from '../core/approval/plan-digest.js';
+import { stalled, TenantdError, toTenantdError } from '../core/errors.js';
 import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import type { TransitionLog } from '../core/log/transition-log.js';
 import type { InfrastructureStateTransition } from '../core/log/transition.js';
 import { machineState, phasesFor, statusForOperation, type OperationKind, type Phase, type TenantStatus } from '../core/phases.js';
-import type { DesiredInfrastructureState, Operation, TenantRecord } from '../core/state/record.js';
+import type { DesiredInfrastructureState, Operation, PlanApproval, TenantRecord } from '../core/state/record.js';
 import { seenDesired, stateOf } from '../core/state/record.js';
 import type { TenantStateStore } from '../core/state/store.js';
 import { computeConditions } from '../core/status/conditions.js';
@@ -15,6 +16,7 @@ import { formatIssue, namespaceFor, type TenantInfrastructureDocument } from '..
 import type { InfrastructureProvider, PhaseResult, ProviderContext } from '../providers/provider.js';
 import { outputsFor, renderTenant, refKey } from '../providers/resources/renderer.js';
 import type { RenderedTenant } from '../providers/resources/types.js';
+import type { DeletionVerdict } from './deletion-guard.js';
 
 
 /** Hold reason of a tenant whose file cannot be read from git. */
@@ -33,6 +35,10 @@ export interface ReconcilerDeps {
   stateKey?: (tenantId: string) => string;
   /** Called whenever a record changed, so its status file is rewritten in the next batch. */
   onRecordChanged?: (tenantId: string) => void;
+  /** The mass-deletion breaker: asked before a deprovision starts (absent: always allowed). */
+  deletionGate?: (tenantId: string) => DeletionVerdict;
+  /** Tiers whose every Apply waits for an approved plan, as if their spec said `approval: manual`. */
+  approvalTiers?: readonly string[];
 }
 
 export interface ReconcileRequest {
@@ -67,6 +73,8 @@ export class InfrastructureReconciler {
   private readonly random: () => number;
   private readonly newId: () => string;
   private readonly stateKey: (tenantId: string) => string;
+  /** Approvals offered through the API, taken up by the tenant's next reconcile (see approvePlan). */
+  private readonly offered = new Map<string, PlanApproval & { operationId: string }>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -226,8 +234,32 @@ export class InfrastructureReconciler {
   }
 
   /**
+   * A person approves the plan awaiting approval, naming its digest. Checked against the tenant's
+   * state now (a digest that is not the one awaiting is E_PLAN_DIGEST_STALE), then taken up by the
+   * next reconcile of the tenant, which plans once more and applies only if the plan is still the
+   * same: an approval never applies a plan nobody saw. The caller queues that reconcile.
+   */
+  approvePlan(tenantId: string, planDigest: string, by: string, trigger: string): { operation: Operation['kind']; planDigest: string } {
+    const record = this.deps.store.get(tenantId);
+    const op = record?.operation;
+    const plan = record?.lastPlan;
+    if (!record || !op || record.hold?.reason !== 'AwaitingApproval' || plan?.operationId !== op.id || !plan.digest) {
+      throw stalled('E_NOT_AWAITING_APPROVAL', `tenant ${tenantId} has no plan awaiting approval`, { tenantId });
+    }
+    if (plan.digest !== planDigest) {
+      throw stalled('E_PLAN_DIGEST_STALE', `${planDigest} is not the plan awaiting approval (${plan.digest}): a new commit or drift changed it; review the current plan and approve that`, {
+        tenantId,
+        planDigest: plan.digest,
+      });
+    }
+    this.offered.set(tenantId, { operationId: op.id, planDigest, by, trigger, at: this.now().toISOString() });
+    return { operation: op.kind, planDigest };
+  }
+
+  /**
    * A drift check of an ACTIVE tenant: the provider compares what exists with what was applied and,
-   * unless the tenant's `driftPolicy` is `report`, corrects it. Drift found is recorded as a
+   * unless the tenant's `driftPolicy` is `report`, corrects it. A tenant whose plans need approval
+   * is only reported: a correction would apply changes nobody approved. Drift found is recorded as a
    * transition (ACTIVE/Complete → ACTIVE/Complete, trigger `drift`) naming the differing fields.
    */
   async checkDrift(tenantId: string, signal?: AbortSignal): Promise<{ kind: 'skipped' | 'clean' | 'drifted' | 'failed'; corrected?: boolean; retryAt?: Date }> {
@@ -235,7 +267,7 @@ export class InfrastructureReconciler {
     if (!existing || existing.status !== 'ACTIVE' || existing.operation || !existing.applied) return { kind: 'skipped' };
     const record = structuredClone(existing);
     const doc = (record.applied as NonNullable<TenantRecord['applied']>).document;
-    const policy = doc.spec.driftPolicy ?? 'correct';
+    const policy = requiresApproval(doc, this.deps.approvalTiers ?? []) ? 'report' : (doc.spec.driftPolicy ?? 'correct');
     const operationId = this.newId();
     const ctx: ProviderContext = {
       tenantId,
@@ -292,6 +324,15 @@ export class InfrastructureReconciler {
     }
     let op = record.operation;
     if (!op || op.kind !== 'delete') {
+      const gate = this.deps.deletionGate?.(record.tenantId) ?? { kind: 'allowed' };
+      if (gate.kind === 'unevaluated') return { kind: 'held', status: record.status, reason: 'DeletionPending' };
+      if (gate.kind === 'held') {
+        // The tenant keeps running; its conditions say why and how the hold ends.
+        const unchanged = existingHold(record, 'DeletionHeld', gate.message) && this.deps.store.get(record.tenantId)?.desired === null;
+        record.hold = { reason: 'DeletionHeld', message: gate.message };
+        if (!unchanged) await this.save(record);
+        return { kind: 'held', status: record.status, reason: 'DeletionHeld' };
+      }
       record.retry = null;
       record.hold = null;
       op = this.startOperation(record, 'delete', { commit: req.commit, specDigest: 'deleted' }, doc, req.trigger);
@@ -376,6 +417,10 @@ export class InfrastructureReconciler {
     let unsaved = false;
     for (const phase of phases) {
       if (op.completed.includes(phase)) continue;
+      if (phase === 'Apply' && op.phase !== 'Apply' && requiresApproval(op.document, this.deps.approvalTiers ?? [])) {
+        const waiting = await this.awaitApproval(record, op, rendered, req, trigger, unsaved);
+        if (waiting) return waiting;
+      }
       if (op.phase !== phase) {
         if (req.shouldStop?.() || req.signal?.aborted) {
           if (unsaved) await this.save(record);
@@ -385,7 +430,8 @@ export class InfrastructureReconciler {
         const final = phase === 'Complete';
         const status: TenantStatus = final ? (op.kind === 'delete' ? 'DEPROVISIONED' : 'ACTIVE') : opStatus;
         if (final) this.complete(record, op, rendered);
-        await this.transition(record, status, phase, trigger, { operationId: op.id, commit: op.target.commit });
+        const approved = phase === 'Apply' && op.approval ? { approvedPlan: op.approval.planDigest, approvedBy: op.approval.by } : {};
+        await this.transition(record, status, phase, trigger, { operationId: op.id, commit: op.target.commit, ...approved });
         unsaved = false;
         if (final) {
           this.deps.publisher.publish({
@@ -427,6 +473,49 @@ export class InfrastructureReconciler {
     throw new TenantdError('E_PHASES', 'stalled', `operation ${op.id} ended without Complete`);
   }
 
+  /**
+   * Before Apply of a tenant that needs approval: go on only with an approval of exactly the plan
+   * Apply would carry out now (planned again here, so drift since the approval voids it); else
+   * wait (Reconciling=True, AwaitingApproval) with the digest to approve. Null: go on.
+   */
+  private async awaitApproval(
+    record: TenantRecord,
+    op: Operation,
+    rendered: RenderedTenant | null,
+    req: ReconcileRequest,
+    trigger: string,
+    unsaved: boolean,
+  ): Promise<ReconcileOutcome | null> {
+    const offered = this.offered.get(record.tenantId);
+    const approval = offered?.operationId === op.id ? offered : null;
+    if (approval) this.offered.delete(record.tenantId);
+    let voided = '';
+    if (approval) {
+      try {
+        await this.step('Plan', record, op, rendered, req.signal ?? new AbortController().signal);
+      } catch (err: unknown) {
+        if (req.signal?.aborted) return { kind: 'interrupted' };
+        return this.fail(record, op, 'Plan', toTenantdError(err, 'E_PROVIDER'), trigger);
+      }
+      if (record.lastPlan?.digest === approval.planDigest) {
+        op.approval = { planDigest: approval.planDigest, by: approval.by, at: approval.at, trigger: approval.trigger };
+        record.hold = null;
+        this.deps.publisher.publish({ type: 'PlanApproved', tenantId: record.tenantId, operationId: op.id, planDigest: approval.planDigest, by: approval.by });
+        return null;
+      }
+      voided = `The plan changed since ${approval.planDigest} was approved (drift); that approval is void. `;
+    }
+    const digest = record.lastPlan?.digest ?? '-';
+    const message = `${voided}${op.kind} plan ${digest} awaits approval: POST /api/v1/infrastructure/tenants/${record.tenantId}/approve {"planDigest":"${digest}"}`;
+    const unchanged = !unsaved && !approval && existingHold(record, 'AwaitingApproval', message);
+    record.hold = { reason: 'AwaitingApproval', message };
+    if (!unchanged) {
+      await this.save(record);
+      this.deps.publisher.publish({ type: 'ApprovalRequired', tenantId: record.tenantId, operationId: op.id, planDigest: digest, reason: voided ? 'plan changed since approval' : 'plan needs approval' });
+    }
+    return { kind: 'held', status: record.status, reason: 'AwaitingApproval' };
+  }
+
   private async step(phase: Phase, record: TenantRecord, op: Operation, rendered: RenderedTenant | null, signal: AbortSignal): Promise<PhaseResult> {
     const p = this.deps.provider;
     const ctx: ProviderContext = {
@@ -445,14 +534,16 @@ export class InfrastructureReconciler {
         const plan = await p.plan(ctx);
         const counts: Record<string, number> = {};
         for (const c of plan.changes) counts[c.action] = (counts[c.action] ?? 0) + 1;
+        const changes = plan.changes
+          .filter((c) => c.action !== 'unchanged')
+          .map((c) => ({ ref: refKey(c.ref), action: c.action, ...(c.fields ? { fields: c.fields } : {}) }));
         record.lastPlan = {
           operationId: op.id,
           commit: op.target.commit,
           summary: plan.summary,
           counts,
-          changes: plan.changes
-            .filter((c) => c.action !== 'unchanged')
-            .map((c) => ({ ref: refKey(c.ref), action: c.action, ...(c.fields ? { fields: c.fields } : {}) })),
+          changes,
+          digest: planDigestOf({ tenantId: record.tenantId, operation: op.kind, specDigest: op.target.specDigest, changes }),
         };
         return plan;
       }
@@ -594,3 +685,5 @@ export class InfrastructureReconciler {
 /** The token of a reconcile request no finished reconcile has handled yet, if any. */
 const unhandledRequest = (r: TenantRecord | undefined): string | null =>
   r?.reconcileRequestedAt && r.reconcileRequestedAt !== r.lastHandledReconcileAt ? r.reconcileRequestedAt : null;
+
+const existingHold = (record: TenantRecord, reason: string, message: string): boolean => record.hold?.reason === reason && record.hold.message === message;

@@ -307,6 +307,7 @@ if (availability.kind === 'skip') {
       t.same(await conditionColours(page), { Ready: ['True', colour.ok], Reconciling: ['False', colour.ink], Stalled: ['False', colour.ink] }, 'a healthy tenant: Ready=True in green, nothing else coloured');
       t.ok((await page.getByTestId('outputs').textContent())?.includes('tenant-initech'), 'outputs');
       t.match(await page.getByTestId('plan').textContent(), /create/, 'the last plan');
+      t.match(await page.getByTestId('plan-digest').textContent(), /^sha256:[0-9a-f]{64}$/, 'and its digest');
       t.equal(await page.locator('[data-testid="timeline"] > li').count(), 1, 'one reconcile so far');
       t.equal(await page.locator('[data-testid="timeline"] .bar-phase').count(), 6, 'a bar per phase (Request … Verify)');
 
@@ -334,6 +335,27 @@ if (availability.kind === 'skip') {
       t.equal(await page.locator('b').count(), 0, 'no markup from the error message');
       await h.daemon.whenIdle();
       await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-tenant.png'), fullPage: true });
+    });
+
+    await t.test('a plan awaiting approval shows the digest to approve and says so', async (t) => {
+      const text = await fsp.readFile(path.join(h.repo, 'tenants', 'initech.yaml'), 'utf8');
+      await commitFiles(h.repo, { 'tenants/initech.yaml': text.replace(/^ {2}suspend: false$/m, '  suspend: false\n  approval: manual').replace(/storageGb: (\d+)/, 'storageGb: 30') }, 'initech: approve plans');
+      await h.daemon.poll('test');
+      await page.getByTestId('awaiting-approval').waitFor({ timeout: 10_000 });
+      const digest = h.daemon.store.get('initech')?.lastPlan?.digest as string;
+      t.match(digest, /^sha256:[0-9a-f]{64}$/);
+      await page.getByTestId('plan-digest').filter({ hasText: digest }).waitFor();
+      t.pass('the digest the daemon waits for is shown');
+      const res = await fetch(`${h.url}/api/v1/infrastructure/tenants/initech/approve`, {
+        method: 'POST',
+        headers: { Authorization: 'Bearer admin', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ planDigest: digest }),
+      });
+      t.equal(res.status, 202);
+      await page.getByTestId('awaiting-approval').waitFor({ state: 'detached', timeout: 10_000 });
+      await page.getByTestId('tenant-status').filter({ hasText: 'ACTIVE' }).waitFor({ timeout: 10_000 });
+      await page.getByTestId('spec').filter({ hasText: 'storageGb: 30' }).waitFor();
+      await h.daemon.whenIdle();
     });
 
     await t.test('a lost connection is shown and resumed with Last-Event-ID; updates keep coming', async (t) => {

@@ -94,7 +94,7 @@ t.test('bare repo: sync/resolve, listFiles, readBlob, log', async (t) => {
   t.equal(files[0]?.oid, await gitOut(bare, ['rev-parse', `${c2}:tenants/a.yaml`]));
   t.same(await s.listFiles(c1, 'tenants/'), (await s.listFiles(c1, 'tenants')), 'trailing slash is fine');
   t.same(await s.listFiles(c2, 'status'), [], 'missing directory is empty');
-  t.same(await s.listFiles(c2, 'README.md'), [], 'a file is not a directory');
+  t.equal(await codeOf(s.listFiles(c2, 'README.md')), 'E_REPO_LAYOUT', 'a file is not a directory, nor an empty one');
   t.same((await s.listFiles(c2, '')).map((f) => f.path), ['README.md']);
   t.equal(await codeOf(s.listFiles(c2, '../x')), 'E_GIT_BAD_PATH');
 

@@ -119,6 +119,13 @@ t.test('real responses match the status codes, media types and schemas the docum
   await check('GET', `${T}/{tenantId}/desired`, `${T}/contract/desired`, {}, 200);
   await check('POST', `${T}/{tenantId}/reconcile`, `${T}/contract/reconcile`, {}, 202);
   await check('POST', `${T}/{tenantId}/reconcile`, `${T}/nobody/reconcile`, {}, 404);
+  await check('POST', `${T}/{tenantId}/approve`, `${T}/contract/approve`, { body: { planDigest: `sha256:${'0'.repeat(64)}` } }, 409);
+  await check('POST', `${T}/{tenantId}/approve`, `${T}/contract/approve`, { body: { planDigest: 'x' } }, 422);
+  await check('POST', `${T}/{tenantId}/approve`, `${T}/nobody/approve`, { body: { planDigest: `sha256:${'0'.repeat(64)}` } }, 404);
+  await check('GET', '/api/v1/deletions', '/api/v1/deletions', {}, 200);
+  await check('POST', '/api/v1/deletions/approve', '/api/v1/deletions/approve', { body: { commit: '0'.repeat(40) } }, 409);
+  await check('POST', '/api/v1/deletions/approve', '/api/v1/deletions/approve', { body: { commit: 'HEAD' } }, 422);
+  await check('POST', '/api/v1/deletions/approve', '/api/v1/deletions/approve', { token: 'writer', body: { commit: '0'.repeat(40) } }, 403);
   await check('DELETE', `${T}/{tenantId}`, `${T}/contract`, {}, 400);
   await check('POST', '/api/v1/webhooks/{provider}', '/api/v1/webhooks/github', { token: null, body: {} }, 404);
   await check('GET', '/healthz', '/healthz', { token: null }, 200);

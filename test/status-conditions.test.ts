@@ -16,7 +16,7 @@ import type { TenantRecord } from '../core/state/record.js';
 import { reasonForCode } from '../core/status/conditions.js';
 import { renderStatusFile } from '../core/status/status-file.js';
 import type { ErrorKind } from '../core/errors.js';
-import type { ScriptedProvider } from './helpers/fake-provider.js';
+import { ScriptedProvider } from './helpers/fake-provider.js';
 import { reconcilerHarness, type ReconcilerHarness } from './helpers/reconciler.js';
 import { desiredOf, tenantDoc } from './helpers/tenants.js';
 
@@ -78,6 +78,9 @@ async function failing(h: Harness, id: string, step: 'plan' | 'apply' | 'verify'
   return recordOf(h, id);
 }
 
+/** Tenants the mass-deletion breaker holds in these scenarios. */
+const HELD = new Set<string>();
+
 const SCENARIOS: Record<string, Scenario> = {
   'PENDING | known, not reconciled yet': async (h, id) => {
     await h.reconciler.requestReconcile(id, '2026-11-28T12:00:00.000Z');
@@ -108,6 +111,16 @@ const SCENARIOS: Record<string, Scenario> = {
   'ACTIVE | file removed, `deletionProtection: true`': async (h, id) => {
     await create(h, id, { deletionProtection: true });
     await h.reconciler.reconcile({ tenantId: id, desired: null, commit: 'c2', trigger: 'commit:c2' });
+    return recordOf(h, id);
+  },
+  'ACTIVE | file removed in a change the mass-deletion breaker holds': async (h, id) => {
+    await create(h, id);
+    HELD.add(id);
+    await h.reconciler.reconcile({ tenantId: id, desired: null, commit: 'c2', trigger: 'commit:c2' });
+    return recordOf(h, id);
+  },
+  'PROVISIONING | the plan awaits approval (`approval: manual`)': async (h, id) => {
+    await create(h, id, { approval: 'manual' });
     return recordOf(h, id);
   },
   'DEPROVISIONED | everything removed': async (h, id) => {
@@ -158,7 +171,9 @@ t.test('each README row is what the reconciler shows, and its status file fits t
     await t.test(`${row.status}: ${row.when}`, async (t: Test) => {
       const scenario = SCENARIOS[`${row.status} | ${row.when}`];
       if (!scenario) return t.fail('no scenario for this row');
-      const h = await reconcilerHarness(t);
+      const h = await reconcilerHarness(t, undefined, new ScriptedProvider(), {
+        deletionGate: (id) => (HELD.has(id) ? { kind: 'held', message: 'held by the mass-deletion breaker' } : { kind: 'allowed' }),
+      });
       const code = /`(E_[A-Z0-9_]+)`/.exec(row.when)?.[1] ?? null;
       const record = await scenario(h, `t${i}`, code);
       t.equal(record.status, row.status as TenantStatus);

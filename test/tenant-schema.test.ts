@@ -57,6 +57,7 @@ const full: DeepRequired<TenantInfrastructureDocument> = {
     driftPolicy: 'report',
     verifyTimeoutSeconds: 600,
     forceConflicts: false,
+    approval: 'manual',
   },
 };
 

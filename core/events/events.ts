@@ -25,7 +25,11 @@ export type ReconciliationEvent =
   | (Base & { type: 'TenantCommitted'; commit: string; action: string; requestId: string; durationMs: number })
   | (Base & { type: 'StatusCommitFailed'; code: string; message: string })
   | (Base & { type: 'RepositoryPacked'; looseBefore: number; looseAfter: number; packs: number; durationMs: number })
-  | (Base & { type: 'RepositoryPackFailed'; code: string; message: string });
+  | (Base & { type: 'RepositoryPackFailed'; code: string; message: string })
+  | (Base & { type: 'DeletionHeld'; commit: string; previous: string | null; reasons: string[]; tenants: number; added: number; limit: number; fleet: number; message: string })
+  | (Base & { type: 'DeletionHoldEnded'; commit: string; how: 'approved' | 'restored'; by: string | null; tenants: number })
+  | (Base & { type: 'ApprovalRequired'; tenantId: string; operationId: string; planDigest: string; reason: string })
+  | (Base & { type: 'PlanApproved'; tenantId: string; operationId: string; planDigest: string; by: string });
 
 export type ReconciliationEventType = ReconciliationEvent['type'];
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;

@@ -89,6 +89,18 @@ export function messageOf(event: ReconciliationEvent): string {
       return `${event.type.replace(/Failed$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase()} failed: ${event.code} ${event.message}`;
     case 'DriftCheckFailed':
       return `${event.tenantId}: drift check failed: ${event.code} ${event.message}`;
+    case 'StateRecordDiscarded':
+      return `${event.tenantId}: record ${event.file} unreadable (${event.message}), moved to ${event.movedTo}; rebuilt by the next reconcile`;
+    case 'TenantFilesSkipped':
+      return `${event.files.length} entr${event.files.length === 1 ? 'y' : 'ies'} under tenants/ at ${short(event.commit)} not read as tenant files`;
+    case 'DeletionHeld':
+      return `deletions held at ${short(event.commit)}: ${event.message}`;
+    case 'DeletionHoldEnded':
+      return `deletion hold at ${short(event.commit)} ended: ${event.how}${event.by ? ` by ${event.by}` : ''} (${event.tenants} tenant(s))`;
+    case 'ApprovalRequired':
+      return `${event.tenantId}: plan ${event.planDigest} awaits approval`;
+    case 'PlanApproved':
+      return `${event.tenantId}: plan ${event.planDigest} approved by ${event.by}`;
     default:
       return (event as { type: string }).type;
   }
@@ -145,6 +157,15 @@ export function humanLineSubscriber(write: (line: string) => void): EventSubscri
         break;
       case 'RepositoryPacked':
         if (event.looseAfter < event.looseBefore) write(`${t} git     packed ${event.looseBefore - event.looseAfter} loose objects (${event.durationMs} ms)\n`);
+        break;
+      case 'DeletionHeld':
+        write(`${t} source  HELD ${event.tenants} deletion(s): ${event.message}\n`);
+        break;
+      case 'DeletionHoldEnded':
+        write(`${t} source  deletion hold at ${event.commit.slice(0, 8)} ended: ${event.how}${event.by ? ` by ${event.by}` : ''} (${event.tenants} tenant(s))\n`);
+        break;
+      case 'ApprovalRequired':
+        write(`${t} ${event.tenantId.padEnd(20)} AWAITING       approval of plan ${event.planDigest}\n`);
         break;
       case 'RepositoryPackFailed':
         write(`${t} git     gc FAILED ${event.code}: ${event.message}\n`);

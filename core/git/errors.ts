@@ -10,6 +10,8 @@
  * - E_GIT_PUSH_CONFLICT (retryable): the remote kept moving; gave up after the bounded attempts
  * - E_GIT_BAD_PATH / E_GIT_BAD_REF (stalled): an invalid file path or branch name was asked for
  * - E_GIT_OBJECT_NOT_FOUND (stalled): a commit, tree or blob is missing from the object store
+ * - E_GIT_BRANCH_MISSING (stalled): a commit would start over, as a root commit, a branch that had history
+ * - E_REPO_LAYOUT (stalled): a directory read (tenants/) is a file, symlink or submodule at that commit
  */
 import { TenantdError, retryable, stalled } from '../errors.js';
 

@@ -19,6 +19,9 @@
  * not exist yet (locally, nor on the remote), it is created from the tracked branch's head —
  * `build` receives the tracked head and the new commit's parent is that head — so the status
  * branch shares history with the desired state; an empty tracked branch gives a root commit.
+ *
+ * A root commit is made only in a repository that never had history: a tracked branch that
+ * vanished is E_GIT_BRANCH_MISSING, never started over (that commit would drop every tenant).
  */
 import * as nodeFs from 'node:fs';
 import path from 'node:path';
@@ -33,6 +36,7 @@ import { Mutex } from './mutex.js';
 import { ObjectDb } from './object-db.js';
 import { ensureMirror, fetchBranch, pushCommit, type RemoteCtx } from './remote.js';
 import { applyChanges, type WrittenFile } from './tree-write.js';
+import { compareCommits, type Comparison } from './history.js';
 import { changedFilesBetween, commitTree, dirSegments, fileOidAt, listFilesAt, notOfType, objectNotFound, readTreeEntries, subtreeAt, type RepoCtx, type TreeEntry } from './tree.js';
 import { isCheckedOut, planPaths, updateWorktree, type WorktreeCtx } from './worktree.js';
 import type {
@@ -125,6 +129,8 @@ export class GitStore {
   private readonly committer: GitAuthor | undefined;
   private readonly maxPushAttempts: number;
   private readonly waiting = new Map<string, Waiting[]>();
+  /** Branches seen at a commit by this store: one of them missing later has vanished, not never existed. */
+  private readonly seenBranches = new Set<string>();
 
   private constructor(
     opts: GitStoreOptions,
@@ -273,6 +279,15 @@ export class GitStore {
     });
   }
 
+  /**
+   * How `head` relates to `base`: whether it is a fast-forward of it, and the commits new since
+   * (reachable from `head`, not from `base`), newest first. A `base` that no longer exists is not
+   * an ancestor (a re-created repository).
+   */
+  compare(base: string, head: string, opts: { limit?: number } = {}): Promise<Comparison> {
+    return compareCommits(this.ctx, base, head, opts);
+  }
+
   /** Release open pack files. The store is unusable afterwards. */
   close(): Promise<void> {
     return this.mutex.run(() => this.ctx.odb.close());
@@ -338,8 +353,26 @@ export class GitStore {
 
   // ---------------------------------------------------------------------------------------------
 
-  private resolveBranch(branch: string): Promise<string | null> {
-    return this.resolve(`refs/heads/${branch}`);
+  private async resolveBranch(branch: string): Promise<string | null> {
+    const oid = await this.resolve(`refs/heads/${branch}`);
+    if (oid !== null) this.seenBranches.add(branch);
+    return oid;
+  }
+
+  /**
+   * A commit with no parent is made only in a repository that never had one. A branch that had
+   * history and disappeared (`git update-ref -d`, a deleted remote branch) must be restored by a
+   * person: a root commit there would hold only the new files, i.e. remove every other tenant.
+   */
+  private async assertRootAllowed(branch: string): Promise<void> {
+    const known = this.seenBranches.has(branch) || this.seenBranches.has(this.branch);
+    if (known || (await hasObjects(this.ctx.fs, this.gitdir))) {
+      throw stalled(
+        'E_GIT_BRANCH_MISSING',
+        `branch ${branch} does not exist but the repository has history: refusing to start it over with a root commit; restore the branch (e.g. git update-ref refs/heads/${branch} <commit>)`,
+        { branch },
+      );
+    }
   }
 
   private async setBranch(branch: string, oid: string): Promise<void> {
@@ -419,6 +452,7 @@ export class GitStore {
     for (let attempt = 1; attempt <= this.maxPushAttempts; attempt++) {
       const expected = await this.resolveBranch(branch);
       const head = expected !== null || branch === this.branch ? expected : await this.resolveBranch(this.branch);
+      if (head === null) await this.assertRootAllowed(branch);
       const { outcomes, chain, tip } = await this.prepareChain(head, batch);
       if (chain.length === 0 || tip === null) return outcomes;
       const written = combineWritten(chain);
@@ -430,6 +464,7 @@ export class GitStore {
         continue;
       }
       await this.setBranch(branch, tip);
+      this.seenBranches.add(branch);
       if (wt && plan) await updateWorktree(wt, written, plan);
       this.logger.debug('git: committed', { branch, commit: tip, parent: head, commits: chain.length, files: written.length });
       return outcomes;
@@ -446,11 +481,13 @@ export class GitStore {
     }
     for (let attempt = 1; attempt <= this.maxPushAttempts; attempt++) {
       const head = expected !== null || branch === this.branch ? expected : await this.resolveBranch(this.branch);
+      if (head === null) await this.assertRootAllowed(branch);
       const { outcomes, chain, tip } = await this.prepareChain(head, batch);
       if (chain.length === 0 || tip === null) return outcomes;
       const outcome = await pushCommit(rctx, branch, tip, expected);
       if (outcome.ok) {
         await this.setBranch(branch, tip);
+        this.seenBranches.add(branch);
         this.logger.debug('git: committed and pushed', { branch, commit: tip, parent: head, commits: chain.length, attempt });
         return outcomes;
       }
@@ -470,4 +507,13 @@ export class GitStore {
       { branch, attempts: this.maxPushAttempts, url: redact(rctx.url, rctx.token) },
     );
   }
+}
+
+/** Whether the object store holds anything (loose objects or a pack): an empty one never had a commit. */
+async function hasObjects(fs: typeof nodeFs, gitdir: string): Promise<boolean> {
+  const objects = path.join(gitdir, 'objects');
+  const names = await fs.promises.readdir(objects).catch(() => [] as string[]);
+  if (names.some((n) => /^[0-9a-f]{2}$/.test(n))) return true;
+  const packs = await fs.promises.readdir(path.join(objects, 'pack')).catch(() => [] as string[]);
+  return packs.some((n) => n.endsWith('.pack'));
 }

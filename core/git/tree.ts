@@ -140,6 +140,35 @@ export async function subtreeAt(ctx: RepoCtx, rootTree: string, segs: string[]):
   return oid;
 }
 
+/**
+ * The tree of the directory `segs` below `rootTree` for listing it: null when it is missing, an
+ * E_REPO_LAYOUT error when something else (a file, a symlink, a submodule) stands in its place — a
+ * directory replaced by a file must not read as an empty directory (every tenant removed).
+ */
+async function directoryAt(ctx: RepoCtx, rootTree: string, segs: string[]): Promise<string | null> {
+  let oid = rootTree;
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i] as string;
+    const { entries } = await readTreeEntries(ctx, oid);
+    const at = findEntry(entries, seg, 'tree');
+    if (at < 0) {
+      const other = entries[findEntry(entries, seg, 'blob')];
+      if (other) {
+        const where = segs.slice(0, i + 1).join('/');
+        const what = other.type === 'commit' ? 'a submodule' : other.mode === '120000' ? 'a symlink' : 'a file';
+        throw stalled('E_REPO_LAYOUT', `${where} is ${what} (${other.oid.slice(0, 12)}), not a directory: the repository layout is invalid and nothing is read from it`, {
+          path: where,
+          oid: other.oid,
+          mode: other.mode,
+        });
+      }
+      return null;
+    }
+    oid = (entries[at] as TreeEntry).oid;
+  }
+  return oid;
+}
+
 /** The blob oid of the file at `filePath` in `commit`, or null when there is none. */
 export async function fileOidAt(ctx: RepoCtx, commit: string, filePath: string): Promise<string | null> {
   const segs = dirSegments(filePath);
@@ -156,11 +185,11 @@ export async function fileOidAt(ctx: RepoCtx, commit: string, filePath: string):
 
 const byPath = (a: { path: string }, b: { path: string }): number => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
-/** Files (blobs) directly under `dir` at `commit`, sorted by path; [] when `dir` is missing. */
+/** Files (blobs) directly under `dir` at `commit`, sorted by path; [] when `dir` is missing (E_REPO_LAYOUT when it is not a directory). */
 export async function listFilesAt(ctx: RepoCtx, commit: string, dir: string): Promise<TreeEntryFile[]> {
   const segs = dirSegments(dir);
   const root = await readTreeEntries(ctx, commit);
-  const tree = await subtreeAt(ctx, root.oid, segs);
+  const tree = await directoryAt(ctx, root.oid, segs);
   if (tree === null) return [];
   const { entries } = await readTreeEntries(ctx, tree);
   const prefix = segs.join('/');
@@ -191,13 +220,14 @@ async function diffTrees(ctx: RepoCtx, a: string | null, b: string | null, prefi
 /**
  * Files under `dir` (recursively) that differ between `from` and `to`, sorted by path.
  * `from` null means everything under `dir` at `to` is added. A rename is a delete plus an add.
+ * E_REPO_LAYOUT when `dir` at `to` is not a directory.
  */
 export async function changedFilesBetween(ctx: RepoCtx, from: string | null, to: string, dir: string): Promise<ChangedFile[]> {
   const segs = dirSegments(dir);
   const toRoot = await commitTree(ctx, to);
   const fromRoot = from === null ? null : await commitTree(ctx, from);
   if (fromRoot === toRoot) return [];
-  const b = await subtreeAt(ctx, toRoot, segs);
+  const b = await directoryAt(ctx, toRoot, segs);
   const a = fromRoot === null ? null : await subtreeAt(ctx, fromRoot, segs);
   const out: ChangedFile[] = [];
   await diffTrees(ctx, a, b, segs.join('/'), out);

@@ -51,6 +51,15 @@ export interface Operation {
   completed: Phase[];
   trigger: string;
   startedAt: string;
+  /** The plan a person approved for this operation (tenants that need approval; core/approval). */
+  approval?: PlanApproval;
+}
+
+export interface PlanApproval {
+  planDigest: string;
+  by: string;
+  at: string;
+  trigger: string;
 }
 
 export interface RetryState {
@@ -94,6 +103,8 @@ export interface PlanSummary {
   summary: string;
   counts: Record<string, number>;
   changes: Array<{ ref: string; action: string; fields?: string[] }>;
+  /** `sha256:` of the change list (core/approval/plan-digest.ts): what an approval names. */
+  digest?: string;
 }
 
 /**

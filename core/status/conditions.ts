@@ -23,6 +23,8 @@ export type Situation =
   | { kind: 'Deprovisioned' }
   /** SUSPENDED: `spec.suspend` is true, nothing is reconciled. */
   | { kind: 'Suspended' }
+  /** The plan is made; Apply waits until a person approves its digest (spec.approval: manual). */
+  | { kind: 'AwaitingApproval'; message: string }
   /** A person must act: an invalid file, a hold (deletion protection …), or a `stalled` error. */
   | { kind: 'Stalled'; reason: string; message: string; code?: string };
 
@@ -31,6 +33,8 @@ const ENDED: ReadonlySet<Situation['kind']> = new Set(['Succeeded', 'Deprovision
 
 export function situationOf(r: TenantRecord): Situation {
   if (r.status === 'INVALID') return { kind: 'Stalled', reason: 'InvalidSpec', message: r.hold?.message ?? 'The tenant file is invalid' };
+  // Waiting for an approval is progress a person completes, not a stall.
+  if (r.hold?.reason === 'AwaitingApproval' && r.operation) return { kind: 'AwaitingApproval', message: r.hold.message };
   // Any hold but suspend is a stop a person must lift (its reason names it: DeletionProtected, …).
   if (r.hold && r.hold.reason !== 'Suspended') return { kind: 'Stalled', reason: r.hold.reason, message: r.hold.message, ...(r.hold.code ? { code: r.hold.code } : {}) };
   if (r.status === 'SUSPENDED') return { kind: 'Suspended' };
@@ -95,6 +99,8 @@ function conditionsFor(s: Situation, r: TenantRecord): [Desired, Desired, Desire
     case 'Suspended':
       // What was applied stays up (Ready keeps saying so); nothing new is applied.
       return three([r.applied ? 'True' : 'False', 'False', 'False'], 'Suspended', 'spec.suspend is true: reconciliation is paused');
+    case 'AwaitingApproval':
+      return three(['Unknown', 'True', 'False'], 'AwaitingApproval', s.message);
     case 'Stalled':
       return three(['False', 'False', 'True'], s.reason, s.message, s.code);
   }

@@ -72,7 +72,11 @@ export interface TenantSpec {
   verifyTimeoutSeconds?: number;
   /** Take ownership of fields another field manager holds (Kubernetes provider). */
   forceConflicts?: boolean;
+  /** manual: Apply waits until a person approves the plan's digest (core/approval/plan-digest.ts). */
+  approval?: ApprovalPolicy;
 }
+
+export type ApprovalPolicy = 'auto' | 'manual';
 
 export interface TenantMetadata {
   tenantId: string;

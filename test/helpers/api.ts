@@ -5,7 +5,7 @@ import type { Test } from 'tap';
 import type { ApiAuthenticator, ApiPrincipal } from '../../api/app.js';
 import { TenantdError } from '../../core/errors.js';
 import { startApiServer, type ApiServer, type ApiServerOptions } from '../../daemon/api-server.js';
-import type { TenantdDaemon } from '../../daemon/daemon.js';
+import type { DaemonDeps, TenantdDaemon } from '../../daemon/daemon.js';
 import { commitFiles, initRepo } from './git-fixtures.js';
 import { exampleFiles, openDaemon } from './daemon.js';
 
@@ -36,13 +36,16 @@ export interface ApiHarness {
 }
 
 /** A daemon on a fresh repository with the example tenants, its API on 127.0.0.1, both stopped at teardown. */
-export async function apiHarness(t: Test, opts: { start?: boolean; api?: Partial<ApiServerOptions> } = {}): Promise<ApiHarness> {
+export async function apiHarness(
+  t: Test,
+  opts: { start?: boolean; api?: Partial<ApiServerOptions>; files?: Record<string, string>; flags?: string[]; deps?: DaemonDeps } = {},
+): Promise<ApiHarness> {
   // Not t.testdir(): its cleanup would run before the daemon stops writing into it.
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tenantd-api-'));
   const repo = path.join(dir, 'repo');
   await initRepo(repo);
-  await commitFiles(repo, await exampleFiles(), 'examples');
-  const { daemon } = await openDaemon(repo, path.join(dir, 'data'));
+  await commitFiles(repo, opts.files ?? (await exampleFiles()), 'examples');
+  const { daemon } = await openDaemon(repo, path.join(dir, 'data'), opts.flags, opts.deps);
   const api = await startApiServer(daemon, { host: '127.0.0.1', port: 0, auth: fixedTokens, ...opts.api });
   t.teardown(async () => {
     await api.close();

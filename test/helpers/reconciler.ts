@@ -27,13 +27,13 @@ export async function reconcilerHarness<P extends InfrastructureProvider>(
   t: Test,
   dir: string | undefined,
   provider: P,
-  deps?: Pick<ReconcilerDeps, 'stateKey'>,
+  deps?: Pick<ReconcilerDeps, 'stateKey' | 'deletionGate' | 'approvalTiers'>,
 ): Promise<ReconcilerHarness<P>>;
 export async function reconcilerHarness(
   t: Test,
   dir = t.testdir(),
   provider: InfrastructureProvider = new ScriptedProvider(),
-  deps: Pick<ReconcilerDeps, 'stateKey'> = {},
+  deps: Pick<ReconcilerDeps, 'stateKey' | 'deletionGate' | 'approvalTiers'> = {},
 ): Promise<ReconcilerHarness<InfrastructureProvider>> {
   const clock = { ms: Date.UTC(2026, 10, 28, 12, 0, 0) };
   const now = (): Date => new Date(clock.ms);

@@ -384,11 +384,22 @@ const barClass = (b: Bar): string => ['bar', `bar-${b.kind}`, b.open ? 'open' : 
 function LastPlan({ entity }: { entity: TenantEntity }): JSX.Element {
   const plan = entity.lastPlan;
   if (!plan) return <p class="muted">No plan yet.</p>;
+  const awaiting = entity.conditions.some((c) => c.type === 'Reconciling' && c.reason === 'AwaitingApproval');
   return (
     <div class="plan" data-testid="plan">
+      {awaiting && (
+        <p class="notice warn" role="status" data-testid="awaiting-approval">
+          <strong>Awaiting approval</strong>: Apply waits until this plan's digest is approved (POST …/tenants/{entity.tenantId}/approve).
+        </p>
+      )}
       <p>
         {plan.summary} <span class="muted">(commit {shortSha(plan.commit)})</span>
       </p>
+      {plan.digest && (
+        <p class="muted">
+          plan digest <code data-testid="plan-digest">{plan.digest}</code>
+        </p>
+      )}
       <p class="counts-inline">
         {Object.entries(plan.counts).map(([action, n]) => (
           <span key={action} class={`action action-${action}`}>

@@ -20,13 +20,14 @@ import { parseArgs } from 'node:util';
 import { gitVersion } from './lib/git.js';
 import { formatTable, machine, row, figure, type Row } from './lib/report.js';
 import { changeDetection, coldLoad } from './scenarios/git-read.js';
+import { kubeApply, kubeScriptsPresent } from './scenarios/kube-apply.js';
 import { fullReconcile } from './scenarios/reconcile.js';
 import { createTenantsRepo } from './scenarios/repo.js';
 import { serveScenarios } from './scenarios/serve.js';
 import { statusWriteBack } from './scenarios/status-writeback.js';
 import { transitionLog } from './scenarios/transition-log.js';
 
-export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'log'] as const;
+export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'log', 'kube'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -43,6 +44,8 @@ export interface BenchOptions {
   timeoutMs: number;
   /** Profile every daemon child process (node --cpu-prof) into this directory. */
   childCpuProf: string | null;
+  /** Fleet sizes of the kubernetes scenario (a real control plane: see bench/scenarios/kube-apply.ts). */
+  kubeSizes: number[];
 }
 
 function packageRoot(): string {
@@ -77,6 +80,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       keep: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '1800' },
       'child-cpu-prof': { type: 'string' },
+      'kube-sizes': { type: 'string', default: '100,1000' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -106,12 +110,13 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     keep: values.keep as boolean,
     timeoutMs: positiveInt('timeout', values.timeout as string) * 1000,
     childCpuProf: values['child-cpu-prof'] ? path.resolve(values['child-cpu-prof']) : null,
+    kubeSizes: (values['kube-sizes'] as string).split(',').map((s) => positiveInt('kube-sizes', s.trim())),
   };
 }
 
 function readmeUsage(): string {
   return 'Usage: npm run bench -- [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--concurrency 4]\n' +
-    '                        [--log-entries 100000] [--status-changed 1000] [--out FILE | --no-write] [--only ' + SCENARIOS.join(',') + '] [--keep]';
+    '                        [--log-entries 100000] [--status-changed 1000] [--kube-sizes 100,1000] [--out FILE | --no-write] [--only ' + SCENARIOS.join(',') + '] [--keep]';
 }
 
 const childArgs = (o: BenchOptions): string[] => (o.childCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.childCpuProf}`] : []);
@@ -200,6 +205,13 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
         );
       }
     }
+    if (o.only.has('kube')) {
+      if (kubeScriptsPresent(packageRoot())) {
+        const work = path.join(root, 'kube');
+        await fsp.mkdir(work, { recursive: true });
+        rows.push(...(await kubeApply({ root: packageRoot(), work, sizes: o.kubeSizes, concurrency: o.concurrency, progress })));
+      } else progress('kubernetes: test/cluster/ is not here (not a checkout): scenario skipped');
+    }
     if (o.only.has('log') && o.logEntries > 0) {
       progress(`transition log: ${o.logEntries} existing entries…`);
       rows.push(...(await transitionLog(root, o.logEntries, o.runs, 100)));
@@ -217,7 +229,7 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
     machine: machine(await gitVersion(), os.tmpdir()),
     // Other work on the machine skews the figures: the 1-minute load average before and after.
     loadAverage: { before: loadBefore.map((x) => Math.round(x * 100) / 100), after: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged },
+    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged, kubeSizes: o.kubeSizes },
     rows,
     table: table.split('\n'),
   };

@@ -29,7 +29,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 t.test('the benchmark completes with 100 tenants and prints one table', async (t) => {
   const out = path.join(t.testdir(), 'latest.json');
-  const r = await run(['--sizes', '100', '--runs', '1', '--burst', '20', '--status-changed', '50', '--log-entries', '1000', '--out', out]);
+  const r = await run(['--sizes', '100', '--runs', '1', '--burst', '20', '--status-changed', '50', '--log-entries', '1000', '--kube-sizes', '5', '--out', out]);
   t.equal(r.code, 0, `exit 0\n${r.stderr.slice(-4000)}`);
   t.match(r.stdout, /scenario\s+tenants\s+unit\s+median\s+min\s+max/, 'the table header');
   for (const scenario of [
@@ -43,6 +43,9 @@ t.test('the benchmark completes with 100 tenants and prints one table', async (t
     'API burst: 20 concurrent POST provision',
     'API burst: p99 latency',
     'transition log: 1 append',
+    'kubernetes apply: create',
+    'kubernetes apply: converged re-pass',
+    'kubernetes apply: re-pass requests per object',
   ]) {
     t.ok(r.stdout.includes(scenario), `a row for ${scenario}`);
   }

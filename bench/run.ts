@@ -77,6 +77,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       only: { type: 'string' },
+      skip: { type: 'string' },
       keep: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '1800' },
       'child-cpu-prof': { type: 'string' },
@@ -92,11 +93,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   }
   const sizes = (values.sizes as string).split(',').map((s) => positiveInt('sizes', s.trim(), 10));
   const runs = positiveInt('runs', values.runs as string);
-  const only = new Set<Scenario>();
-  for (const s of (values.only ?? SCENARIOS.join(',')).split(',').map((x) => x.trim())) {
-    if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--only: unknown scenario ${JSON.stringify(s)} (one of ${SCENARIOS.join(', ')})`);
-    only.add(s as Scenario);
-  }
+  const scenarioList = (flag: string, v: string): Scenario[] =>
+    v.split(',').map((x) => {
+      const s = x.trim();
+      if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--${flag}: unknown scenario ${JSON.stringify(s)} (one of ${SCENARIOS.join(', ')})`);
+      return s as Scenario;
+    });
+  const only = new Set<Scenario>(scenarioList('only', values.only ?? SCENARIOS.join(',')));
+  for (const s of values.skip ? scenarioList('skip', values.skip) : []) only.delete(s);
   return {
     sizes,
     runs,
@@ -116,7 +120,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
 
 function readmeUsage(): string {
   return 'Usage: npm run bench -- [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--concurrency 4]\n' +
-    '                        [--log-entries 100000] [--status-changed 1000] [--kube-sizes 100,1000] [--out FILE | --no-write] [--only ' + SCENARIOS.join(',') + '] [--keep]';
+    '                        [--log-entries 100000] [--status-changed 1000] [--kube-sizes 100,1000] [--out FILE | --no-write] [--only|--skip ' + SCENARIOS.join(',') + '] [--keep]';
 }
 
 const childArgs = (o: BenchOptions): string[] => (o.childCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.childCpuProf}`] : []);

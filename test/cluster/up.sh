@@ -22,12 +22,19 @@ flock 9
 token_of() { head -1 "$dir/tokens.csv" | cut -d, -f1; }
 api_ready() {
   [ -f "$dir/apiserver.port" ] || return 1
-  curl -fsk --max-time 2 -H "Authorization: Bearer $(token_of)" "https://127.0.0.1:$(cat "$dir/apiserver.port")/readyz" >/dev/null 2>&1
+  curl -fsk --max-time 5 -H "Authorization: Bearer $(token_of)" "https://127.0.0.1:$(cat "$dir/apiserver.port")/readyz" >/dev/null 2>&1
 }
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
-if alive etcd && alive kube-apiserver && alive kube-controller-manager && api_ready; then
-  exit 0
+if alive etcd && alive kube-apiserver && alive kube-controller-manager; then
+  # Running: wait for it to answer (a loaded machine is slow) rather than restart it under the
+  # feet of whoever else uses it.
+  for _ in $(seq 1 300); do
+    api_ready && exit 0
+    sleep 0.2
+  done
+  log "the control plane in $dir runs but does not answer /readyz (see $dir/logs/)"
+  exit 1
 fi
 # Anything half-started from an earlier run goes first.
 "$here/down.sh" "$dir" >/dev/null 2>&1 || true
@@ -55,7 +62,8 @@ fi
 
 start() { # name logfile command…
   local name=$1; shift
-  setsid nohup "$@" > "$dir/logs/$name.log" 2>&1 < /dev/null &
+  # 9>&-: the lock's descriptor must not outlive this script in the servers (they would hold it forever).
+  setsid nohup "$@" > "$dir/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$dir/$name.pid"
 }
 

@@ -3,8 +3,8 @@
  *
  *   node dist/bench/run.js [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--sse-clients 500]
  *                          [--concurrency 4] [--log-entries 100000] [--out bench/results/latest.json]
- *                          [--failing-tenants 1000] [--failing-hours 1]
- *                          [--only name,name] [--keep] [--child-cpu-prof DIR]
+ *                          [--failing-tenants 1000] [--failing-hours 1] [--kube-sizes 100,1000]
+ *                          [--only|--skip name,name] [--keep] [--child-cpu-prof DIR]
  *
  * For each size it generates a tenants repository (git fast-import), then measures change
  * detection, cold load, full reconcile (daemon in a child process: wall time and peak RSS), status
@@ -23,6 +23,7 @@ import { gitVersion } from './lib/git.js';
 import { formatTable, machine, row, figure, type Row } from './lib/report.js';
 import { changeDetection, coldLoad } from './scenarios/git-read.js';
 import { failingFleet } from './scenarios/failing-fleet.js';
+import { kubeApply, kubeScriptsPresent } from './scenarios/kube-apply.js';
 import { fullReconcile } from './scenarios/reconcile.js';
 import { createTenantsRepo } from './scenarios/repo.js';
 import { serveScenarios } from './scenarios/serve.js';
@@ -30,7 +31,7 @@ import { sseScenario } from './scenarios/sse.js';
 import { statusWriteBack } from './scenarios/status-writeback.js';
 import { transitionLog } from './scenarios/transition-log.js';
 
-export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'sse', 'log', 'failing'] as const;
+export const SCENARIOS = ['change', 'cold-load', 'reconcile', 'status', 'serve', 'sse', 'log', 'failing', 'kube'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -51,6 +52,8 @@ export interface BenchOptions {
   timeoutMs: number;
   /** Profile every daemon child process (node --cpu-prof) into this directory. */
   childCpuProf: string | null;
+  /** Fleet sizes of the kubernetes scenario (a real control plane: see bench/scenarios/kube-apply.ts). */
+  kubeSizes: number[];
 }
 
 function packageRoot(): string {
@@ -85,9 +88,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       out: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       only: { type: 'string' },
+      skip: { type: 'string' },
       keep: { type: 'boolean', default: false },
       timeout: { type: 'string', default: '1800' },
       'child-cpu-prof': { type: 'string' },
+      'kube-sizes': { type: 'string', default: '100,1000' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -99,11 +104,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   }
   const sizes = (values.sizes as string).split(',').map((s) => positiveInt('sizes', s.trim(), 10));
   const runs = positiveInt('runs', values.runs as string);
-  const only = new Set<Scenario>();
-  for (const s of (values.only ?? SCENARIOS.join(',')).split(',').map((x) => x.trim())) {
-    if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--only: unknown scenario ${JSON.stringify(s)} (one of ${SCENARIOS.join(', ')})`);
-    only.add(s as Scenario);
-  }
+  const scenarioList = (flag: string, v: string): Scenario[] =>
+    v.split(',').map((x) => {
+      const s = x.trim();
+      if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--${flag}: unknown scenario ${JSON.stringify(s)} (one of ${SCENARIOS.join(', ')})`);
+      return s as Scenario;
+    });
+  const only = new Set<Scenario>(scenarioList('only', values.only ?? SCENARIOS.join(',')));
+  for (const s of values.skip ? scenarioList('skip', values.skip) : []) only.delete(s);
   return {
     sizes,
     runs,
@@ -120,12 +128,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     keep: values.keep as boolean,
     timeoutMs: positiveInt('timeout', values.timeout as string) * 1000,
     childCpuProf: values['child-cpu-prof'] ? path.resolve(values['child-cpu-prof']) : null,
+    kubeSizes: (values['kube-sizes'] as string).split(',').map((s) => positiveInt('kube-sizes', s.trim())),
   };
 }
 
 function readmeUsage(): string {
   return 'Usage: npm run bench -- [--sizes 1000,10000] [--runs 5] [--reconcile-runs 3] [--burst 200] [--sse-clients 500] [--concurrency 4]\n' +
-    '                        [--log-entries 100000] [--status-changed 1000] [--failing-tenants 1000] [--failing-hours 1] [--out FILE | --no-write] [--only ' + SCENARIOS.join(',') + '] [--keep]';
+    '                        [--log-entries 100000] [--status-changed 1000] [--failing-tenants 1000] [--failing-hours 1] [--kube-sizes 100,1000]\n' +
+    '                        [--out FILE | --no-write] [--only|--skip ' + SCENARIOS.join(',') + '] [--keep]';
 }
 
 const childArgs = (o: BenchOptions): string[] => (o.childCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.childCpuProf}`] : []);
@@ -232,6 +242,13 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
         );
       }
     }
+    if (o.only.has('kube')) {
+      if (kubeScriptsPresent(packageRoot())) {
+        const work = path.join(root, 'kube');
+        await fsp.mkdir(work, { recursive: true });
+        rows.push(...(await kubeApply({ root: packageRoot(), work, sizes: o.kubeSizes, concurrency: o.concurrency, progress })));
+      } else progress('kubernetes: test/cluster/ is not here (not a checkout): scenario skipped');
+    }
     if (o.only.has('log') && o.logEntries > 0) {
       progress(`transition log: ${o.logEntries} existing entries…`);
       rows.push(...(await transitionLog(root, o.logEntries, o.runs, 100)));
@@ -253,7 +270,7 @@ export async function runBench(o: BenchOptions, argv: string[]): Promise<BenchRe
     machine: machine(await gitVersion(), os.tmpdir()),
     // Other work on the machine skews the figures: the 1-minute load average before and after.
     loadAverage: { before: loadBefore.map((x) => Math.round(x * 100) / 100), after: os.loadavg().map((x) => Math.round(x * 100) / 100) },
-    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, sseClients: o.sseClients, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged, failingTenants: o.failingTenants, failingHours: o.failingHours },
+    options: { sizes: o.sizes, runs: o.runs, reconcileRuns: o.reconcileRuns, burst: o.burst, sseClients: o.sseClients, concurrency: o.concurrency, logEntries: o.logEntries, statusChanged: o.statusChanged, failingTenants: o.failingTenants, failingHours: o.failingHours, kubeSizes: o.kubeSizes },
     rows,
     table: table.split('\n'),
   };

@@ -180,7 +180,7 @@ export class InfrastructureReconciler {
     const wasUnreadable = record.hold?.reason === SOURCE_UNREADABLE;
     if (wasUnreadable) record.hold = null;
     if (!desired.document || !desired.specDigest) return this.onInvalid(record, desired, req);
-    const refused = this.deps.provider.admit?.(desired.document, record.operation?.document ?? record.applied?.document ?? null) ?? [];
+    const refused = (await this.deps.provider.admit?.(desired.document, record.operation?.document ?? record.applied?.document ?? null)) ?? [];
     if (refused.length > 0) {
       const issues = refused.map((r) => ({ file: desired.file, line: 0, column: 0, path: r.path, message: r.message }));
       return this.onInvalid(record, { ...desired, issues }, req);

@@ -64,7 +64,10 @@ export interface InfrastructureProvider {
    * exactly like a schema error: nothing is touched. `current` is the document whose objects may
    * exist now (the operation in flight, else the one applied), null when none do.
    */
-  admit?(tenant: TenantInfrastructureDocument, current: TenantInfrastructureDocument | null): Array<{ path: string; message: string }>;
+  admit?(
+    tenant: TenantInfrastructureDocument,
+    current: TenantInfrastructureDocument | null,
+  ): Array<{ path: string; message: string }> | Promise<Array<{ path: string; message: string }>>;
   /** The state key of a tenant (the seed's terraformStateKey). */
   stateKey?(tenantId: string): string;
   /** Whether the provider's backend can be reached now (feeds /readyz). */

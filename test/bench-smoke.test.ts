@@ -3,33 +3,15 @@
  * print its one table with every scenario, and write that table as JSON. Nothing about time is
  * asserted — the benchmark measures, the tests do not gate on figures.
  */
-import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import t from 'tap';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const tsLoader = pathToFileURL(path.join(root, 'node_modules/@tapjs/typescript/dist/esm/import.mjs')).href;
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', tsLoader, path.join(root, 'bench/run.ts'), ...args], {
-      cwd: root,
-      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runBench } from './helpers/bench-run.js';
 
 t.test('the benchmark completes with 100 tenants and prints one table', async (t) => {
   const out = path.join(t.testdir(), 'latest.json');
-  const r = await run(['--sizes', '100', '--runs', '1', '--burst', '20', '--sse-clients', '40', '--status-changed', '50', '--log-entries', '1000', '--failing-tenants', '50', '--out', out]);
+  // The kubernetes scenario starts a control plane of its own: its smoke run is bench-kube-smoke.test.ts.
+  const r = await runBench(['--sizes', '100', '--runs', '1', '--burst', '20', '--sse-clients', '40', '--status-changed', '50', '--log-entries', '1000', '--failing-tenants', '50', '--skip', 'kube', '--out', out]);
   t.equal(r.code, 0, `exit 0\n${r.stderr.slice(-4000)}`);
   t.match(r.stdout, /scenario\s+tenants\s+unit\s+median\s+min\s+max/, 'the table header');
   for (const scenario of [

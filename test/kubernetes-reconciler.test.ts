@@ -1,7 +1,8 @@
 /**
- * The InfrastructureReconciler with the kubernetes provider against the emulator: the phases
- * reflect what the API server says (ACTIVE only once workloads are ready, DEPROVISIONED only once
- * the namespace is gone), and an unreachable cluster or a failed rollout ends in the documented
+ * The InfrastructureReconciler with the kubernetes provider against the real control plane: the
+ * phases reflect what the API server says (ACTIVE only once workloads are ready, DEPROVISIONED
+ * only once the namespace controller has removed the namespace), and a stopped API server, a
+ * failed rollout, a field conflict or a kind the cluster does not serve end in the documented
  * status and condition.
  */
 import path from 'node:path';
@@ -11,13 +12,14 @@ import { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import { TransitionLog } from '../core/log/transition-log.js';
 import { TenantStateStore } from '../core/state/store.js';
 import { InfrastructureReconciler } from '../daemon/reconciler.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { createKubernetesProvider } from '../providers/kubernetes/provider.js';
-import type { KubeEmulatorOptions } from './kube-emulator/index.js';
+import { startApiServer } from './helpers/kube-cluster.js';
 import { eventually, startKubeTarget } from './helpers/kube-target.js';
 import { desiredOf, tenantDoc } from './helpers/tenants.js';
 
-async function setup(t: Test, emulatorOptions: KubeEmulatorOptions = {}) {
-  const target = await startKubeTarget(t, emulatorOptions);
+async function setup(t: Test, kubeConfig?: KubeConfig) {
+  const target = await startKubeTarget(t);
   const dir = t.testdir();
   const clock = { ms: Date.UTC(2026, 10, 28, 12, 0, 0) };
   const now = (): Date => new Date(clock.ms);
@@ -27,7 +29,7 @@ async function setup(t: Test, emulatorOptions: KubeEmulatorOptions = {}) {
   const publisher = new ReconciliationEventPublisher(now);
   const events: ReconciliationEvent[] = [];
   publisher.subscribe((e) => events.push(e));
-  const provider = createKubernetesProvider({ kubeConfig: target.kubeConfig, pollIntervalMs: 5, requestTimeoutMs: 2000 });
+  const provider = createKubernetesProvider({ kubeConfig: kubeConfig ?? target.kubeConfig, pollIntervalMs: 100, requestTimeoutMs: 2000 });
   t.teardown(() => provider.close?.());
   const reconciler = new InfrastructureReconciler({ provider, store, log, publisher, backoff: { baseMs: 1000, capMs: 8000 }, now, random: () => 0.5 });
   return { target, clock, store, log, events, reconciler };
@@ -36,23 +38,21 @@ async function setup(t: Test, emulatorOptions: KubeEmulatorOptions = {}) {
 const states = async (log: TransitionLog, id: string): Promise<string[]> => (await log.read(id)).map((x) => x.toState);
 
 t.test('a tenant reaches ACTIVE only after its workloads report ready; deprovision ends only when the namespace is gone', async (t) => {
-  const { target, store, log, events, reconciler } = await setup(t, { namespaceFinalization: 'manual' });
-  const emu = target.emulator(t);
-  if (!emu) return;
-  const doc = tenantDoc('acme');
-  const reconciling = reconciler.reconcile({ tenantId: 'acme', desired: desiredOf(doc, 'c1'), commit: 'c1', trigger: 'commit:c1' });
-  await eventually('Verify waiting', () =>
-    events.some((e) => e.type === 'PhaseProgress' && e.phase === 'Verify' && e.message === 'web 0/2 ready'),
-  );
-  t.equal(store.get('acme')?.status, 'PROVISIONING');
-  t.equal(store.get('acme')?.phase, 'Verify');
+  const { target, store, log, events, reconciler } = await setup(t);
+  const id = target.tenantId('acme');
+  const ns = `tenant-${id}`;
+  const doc = tenantDoc(id);
+  const reconciling = reconciler.reconcile({ tenantId: id, desired: desiredOf(doc, 'c1'), commit: 'c1', trigger: 'commit:c1' });
+  await eventually('Verify polling', () => events.some((e) => e.type === 'PhaseProgress' && e.phase === 'Verify'));
+  t.equal(store.get(id)?.status, 'PROVISIONING');
+  t.equal(store.get(id)?.phase, 'Verify');
   const applied = events.find((e) => e.type === 'PhaseCompleted' && e.phase === 'Apply');
   t.match(applied, { summary: /^apply: \d+ created, 0 configured/ });
-  t.ok(events.some((e) => e.type === 'PhaseProgress' && e.phase === 'Deploy' && e.message === 'created apps/v1/Deployment/tenant-acme/web'));
+  t.ok(events.some((e) => e.type === 'PhaseProgress' && e.phase === 'Deploy' && e.message === `created apps/v1/Deployment/${ns}/web`));
 
-  emu.markAllReady();
+  await target.markAllReady(ns);
   t.same(await reconciling, { kind: 'converged', status: 'ACTIVE' });
-  t.same(await states(log, 'acme'), [
+  t.same(await states(log, id), [
     'PROVISIONING/Request',
     'PROVISIONING/Plan',
     'PROVISIONING/Apply',
@@ -61,72 +61,102 @@ t.test('a tenant reaches ACTIVE only after its workloads report ready; deprovisi
     'PROVISIONING/Verify',
     'ACTIVE/Complete',
   ]);
-  const rec = store.get('acme');
-  t.match(rec?.outputs, { namespace: 'tenant-acme', 'kubernetes.context': 'kube-emulator' });
+  const rec = store.get(id);
+  t.match(rec?.outputs, { namespace: ns, 'kubernetes.context': target.context });
   t.match(rec?.lastPlan, { counts: { create: Number } });
 
-  // Remove the file: DEPROVISIONING until the namespace is gone.
-  const removing = reconciler.reconcile({ tenantId: 'acme', desired: null, commit: 'c2', trigger: 'commit:c2' });
-  await eventually('namespace terminating', () => events.some((e) => e.type === 'PhaseProgress' && e.phase === 'Verify' && e.message.startsWith('namespace tenant-acme terminating')));
-  t.equal(store.get('acme')?.status, 'DEPROVISIONING');
-  while (emu.stepNamespaces() > 0) await new Promise((r) => setTimeout(r, 5));
+  // Remove the file: DEPROVISIONING until the namespace is gone. Someone's finalizer holds it a while.
+  const held = { apiVersion: 'v1', kind: 'ConfigMap', name: 'held', namespace: ns };
+  await target.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'held', namespace: ns, finalizers: ['example.com/hold'] } });
+  const removing = reconciler.reconcile({ tenantId: id, desired: null, commit: 'c2', trigger: 'commit:c2' });
+  await eventually(
+    'namespace terminating',
+    () => events.some((e) => e.type === 'PhaseProgress' && e.phase === 'Verify' && e.message.startsWith(`namespace ${ns} terminating`)),
+    60_000,
+  );
+  t.equal(store.get(id)?.status, 'DEPROVISIONING');
+  await target.edit(held, { metadata: { finalizers: null } });
   t.same(await removing, { kind: 'converged', status: 'DEPROVISIONED' });
-  t.notOk(emu.get({ kind: 'Namespace', name: 'tenant-acme' }));
-  t.same((await states(log, 'acme')).slice(7), ['DEPROVISIONING/Request', 'DEPROVISIONING/Plan', 'DEPROVISIONING/Apply', 'DEPROVISIONING/Verify', 'DEPROVISIONED/Complete']);
+  t.equal(await target.get({ apiVersion: 'v1', kind: 'Namespace', name: ns }), null, 'the namespace is really gone');
+  t.same((await states(log, id)).slice(7), ['DEPROVISIONING/Request', 'DEPROVISIONING/Plan', 'DEPROVISIONING/Apply', 'DEPROVISIONING/Verify', 'DEPROVISIONED/Complete']);
 });
 
-t.test('an unreachable cluster keeps PROVISIONING with a scheduled retry; it converges once reachable', async (t) => {
-  const { target, clock, store, log, reconciler } = await setup(t, { autoReady: true });
-  const emu = target.emulator(t);
-  if (!emu) return;
-  const desired = desiredOf(tenantDoc('down'), 'c1');
-  emu.setUnreachable(true);
-  const out = await reconciler.reconcile({ tenantId: 'down', desired, commit: 'c1', trigger: 'commit:c1' });
+t.test('a stopped API server keeps PROVISIONING with a scheduled retry; it converges once the server is back', async (t) => {
+  const server = await startApiServer(t);
+  if (!server) return;
+  const { target, clock, store, log, reconciler } = await setup(t, server.kubeConfig);
+  const kubelet = target.kubelet();
+  const id = target.tenantId('down');
+  const desired = desiredOf(tenantDoc(id), 'c1');
+  await server.stop();
+  const out = await reconciler.reconcile({ tenantId: id, desired, commit: 'c1', trigger: 'commit:c1' });
   t.equal(out.kind, 'retry');
-  const rec = store.get('down');
+  const rec = store.get(id);
   t.equal(rec?.status, 'PROVISIONING', 'waiting is not a failure');
   t.match(rec?.retry, { attempt: 1, lastError: { code: 'E_CLUSTER_UNREACHABLE', kind: 'waiting', phase: 'Plan' }, nextAttemptAt: String });
   t.match(rec?.conditions.find((c) => c.type === 'Reconciling'), { status: 'True', reason: 'ProgressingWithRetry' });
-  t.notOk((await states(log, 'down')).some((s) => s.startsWith('FAILED')));
+  t.notOk((await states(log, id)).some((s) => s.startsWith('FAILED')));
 
-  emu.setUnreachable(false);
+  await server.start();
   if (out.kind === 'retry') clock.ms = out.at.getTime();
-  t.same(await reconciler.reconcile({ tenantId: 'down', desired, commit: 'c1', trigger: 'retry:1' }), { kind: 'converged', status: 'ACTIVE' });
+  t.same(await reconciler.reconcile({ tenantId: id, desired, commit: 'c1', trigger: 'retry:1' }), { kind: 'converged', status: 'ACTIVE' });
+  await kubelet.stop();
 });
 
 t.test('a failed rollout leaves the tenant FAILED naming the object and reason, with a retry', async (t) => {
   const { target, store, reconciler } = await setup(t);
-  const emu = target.emulator(t);
-  if (!emu) return;
-  const desired = desiredOf(tenantDoc('roll'), 'c1');
-  const reconciling = reconciler.reconcile({ tenantId: 'roll', desired, commit: 'c1', trigger: 'commit:c1' });
-  await eventually('web deployed', () => emu.get({ kind: 'Deployment', namespace: 'tenant-roll', name: 'web' }) && store.get('roll')?.phase === 'Verify');
-  emu.failRollout('tenant-roll', 'web');
+  const id = target.tenantId('roll');
+  const ns = `tenant-${id}`;
+  const desired = desiredOf(tenantDoc(id), 'c1');
+  const reconciling = reconciler.reconcile({ tenantId: id, desired, commit: 'c1', trigger: 'commit:c1' });
+  await eventually('in Verify', () => store.get(id)?.phase === 'Verify');
+  await target.failRollout(ns, 'web');
   const out = await reconciling;
   t.equal(out.kind, 'retry');
-  const rec = store.get('roll');
+  const rec = store.get(id);
   t.equal(rec?.status, 'FAILED');
   t.equal(rec?.phase, 'Verify');
   t.match(rec?.conditions.find((c) => c.type === 'Ready'), {
     status: 'False',
     reason: 'RolloutFailed',
     code: 'E_ROLLOUT_FAILED',
-    message: /apps\/v1\/Deployment\/tenant-roll\/web failed: ProgressDeadlineExceeded/,
+    message: new RegExp(`apps/v1/Deployment/${ns}/web failed: ProgressDeadlineExceeded`),
   });
 });
 
 t.test('a field conflict stalls the tenant until a person acts', async (t) => {
-  const { target, store, reconciler } = await setup(t, { autoReady: true });
-  const emu = target.emulator(t);
-  if (!emu) return;
-  await reconciler.reconcile({ tenantId: 'own', desired: desiredOf(tenantDoc('own'), 'c1'), commit: 'c1', trigger: 'commit:c1' });
-  emu.edit({ kind: 'Deployment', namespace: 'tenant-own', name: 'web' }, (d) => {
-    (d.spec as { replicas: number }).replicas = 4;
-  });
-  const changed = tenantDoc('own', { services: [{ name: 'web', image: 'nginx:1.28', replicas: 3, port: 8080 }] });
-  const out = await reconciler.reconcile({ tenantId: 'own', desired: desiredOf(changed, 'c2'), commit: 'c2', trigger: 'commit:c2' });
+  const { target, store, reconciler } = await setup(t);
+  const kubelet = target.kubelet();
+  const id = target.tenantId('own');
+  t.same(await reconciler.reconcile({ tenantId: id, desired: desiredOf(tenantDoc(id), 'c1'), commit: 'c1', trigger: 'commit:c1' }), { kind: 'converged', status: 'ACTIVE' });
+  await kubelet.stop();
+  await target.edit({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: `tenant-${id}`, name: 'web' }, { spec: { replicas: 4 } });
+  const changed = tenantDoc(id, { services: [{ name: 'web', image: 'nginx:1.28', replicas: 3, port: 8080 }] });
+  const out = await reconciler.reconcile({ tenantId: id, desired: desiredOf(changed, 'c2'), commit: 'c2', trigger: 'commit:c2' });
   t.same(out, { kind: 'stalled', code: 'E_FIELD_CONFLICT' });
-  const rec = store.get('own');
+  const rec = store.get(id);
   t.equal(rec?.status, 'FAILED');
   t.match(rec?.conditions.find((c) => c.type === 'Stalled'), { status: 'True', reason: 'FieldConflict', code: 'E_FIELD_CONFLICT', message: /kubectl-edit/ });
+});
+
+t.test('a tenant that needs a kind the cluster does not serve is INVALID, untouched, and recovers when the spec no longer needs it', async (t) => {
+  const server = await startApiServer(t, { runtimeConfig: 'policy/v1beta1=false' });
+  if (!server) return;
+  const { target, store, reconciler } = await setup(t, server.kubeConfig);
+  const id = target.tenantId('nopdb');
+  const ha = tenantDoc(id, { configuration: { databaseSize: 'db.t3.medium', storageGb: 50, enableHa: true } });
+  const out = await reconciler.reconcile({ tenantId: id, desired: desiredOf(ha, 'c1'), commit: 'c1', trigger: 'commit:c1' });
+  t.match(out, { kind: 'held', status: 'INVALID' });
+  const rec = store.get(id);
+  t.equal(rec?.status, 'INVALID');
+  t.match(rec?.hold?.message, /PodDisruptionBudget.*Kubernetes v1\.20\.2/);
+  t.equal(await target.get({ apiVersion: 'v1', kind: 'Namespace', name: `tenant-${id}` }), null, 'nothing was touched');
+  // Reconciled again (a retry, a resync): still INVALID, no retry loop.
+  t.match(await reconciler.reconcile({ tenantId: id, desired: desiredOf(ha, 'c1'), commit: 'c1', trigger: 'resync' }), { kind: 'held', status: 'INVALID' });
+  t.equal(store.get(id)?.retry ?? null, null);
+  // One replica and no HA needs no PodDisruptionBudget: the fix is applied.
+  const kubelet = target.kubelet();
+  const single = tenantDoc(id, { services: [{ name: 'web', image: 'nginx:1.27', replicas: 1, port: 8080 }] });
+  t.same(await reconciler.reconcile({ tenantId: id, desired: desiredOf(single, 'c2'), commit: 'c2', trigger: 'commit:c2' }), { kind: 'converged', status: 'ACTIVE' });
+  await kubelet.stop();
 });

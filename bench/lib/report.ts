@@ -2,7 +2,7 @@
 import os from 'node:os';
 import { summarize } from './stats.js';
 
-export type Unit = 'ms' | 's' | 'MB' | 'KB' | 'writes/s' | 'commits/h';
+export type Unit = 'ms' | 's' | 'MB' | 'KB' | 'writes/s' | 'commits/h' | 'req/object';
 
 export interface Figure {
   n: number;

@@ -9,7 +9,17 @@
  * client-node's discovery, authentication (kubeconfig users, exec plugins, in-cluster tokens),
  * middleware and HTTP stack, and only replaces (de)serialization with plain JSON.
  */
-import { HttpMethod, KubernetesObjectApi, type KubeConfig, type RequestContext, type ResponseContext, type V1APIResource } from '@kubernetes/client-node';
+import {
+  createConfiguration,
+  HttpMethod,
+  KubernetesObjectApi,
+  ServerConfiguration,
+  type KubeConfig,
+  type RequestContext,
+  type ResponseContext,
+  type V1APIResource,
+} from '@kubernetes/client-node';
+import { KeepAliveAuthentication } from './keep-alive.js';
 import type { KubeObjectRef } from '../resources/types.js';
 
 /** A live object as the API server returns it: plain JSON. */
@@ -65,8 +75,10 @@ export class UnsupportedKindError extends Error {
   constructor(
     readonly apiVersion: string,
     readonly kind: string,
+    /** Every version that was tried, newest first. */
+    readonly tried: readonly string[] = [apiVersion],
   ) {
-    super(`the API server does not serve ${apiVersion} ${kind}`);
+    super(`the API server does not serve ${kind} in ${tried.join(' or ')}`);
     this.name = 'UnsupportedKindError';
   }
 }
@@ -147,12 +159,19 @@ class RawObjectApi extends KubernetesObjectApi {
   }
 
   async rawResource(apiVersion: string, kind: string): Promise<V1APIResource> {
-    const resource = await this.resource(apiVersion, kind);
+    let resource: V1APIResource | undefined;
+    try {
+      resource = await this.resource(apiVersion, kind);
+    } catch (err: unknown) {
+      // A group/version the server does not serve at all answers 404 to discovery.
+      if (err instanceof KubeApiError && err.statusCode === 404) throw new UnsupportedKindError(apiVersion, kind);
+      throw err;
+    }
     if (!resource) throw new UnsupportedKindError(apiVersion, kind);
     return resource;
   }
 
-  async rawPath(ref: KubeObjectRef, action: 'read' | 'patch' | 'delete' | 'list'): Promise<string> {
+  async rawPath(ref: KubeObjectRef, action: 'read' | 'patch' | 'delete' | 'list' | 'create'): Promise<string> {
     await this.rawResource(ref.apiVersion, ref.kind);
     const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
     return this.specUriPath(spec, action);
@@ -200,6 +219,7 @@ function isLiveObject(v: unknown): v is LiveObject {
  */
 export class KubeClient {
   private readonly api: RawObjectApi;
+  private readonly auth: KeepAliveAuthentication;
   private readonly timeoutMs: number;
   /** Where the client points, for messages: `<context> (<server>)`. */
   readonly description: string;
@@ -210,7 +230,11 @@ export class KubeClient {
     kubeConfig: KubeConfig,
     options: KubeClientOptions = {},
   ) {
-    this.api = kubeConfig.makeApiClient(RawObjectApi);
+    // As kubeConfig.makeApiClient does, with connections kept alive (keep-alive.ts).
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error(`kubeconfig context ${context} has no cluster`);
+    this.auth = new KeepAliveAuthentication(kubeConfig);
+    this.api = new RawObjectApi(createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: this.auth } }));
     this.timeoutMs = options.requestTimeoutMs ?? 30_000;
     this.server = kubeConfig.getCurrentCluster()?.server ?? 'unknown server';
     this.description = `${context} (${this.server})`;
@@ -242,9 +266,37 @@ export class KubeClient {
     }
   }
 
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.auth.close();
+  }
+
   /** GET /version: whether the API server answers at all. */
   async version(signal: AbortSignal): Promise<Record<string, unknown>> {
     return this.run(signal, async (s) => (await this.api.rawRequest(HttpMethod.GET, '/version', { signal: s })).body);
+  }
+
+  /**
+   * The first of `apiVersions` (newest first) in which the server serves `kind`; throws
+   * UnsupportedKindError naming the first when it serves none of them.
+   */
+  async servedVersion(kind: string, apiVersions: readonly string[], signal: AbortSignal): Promise<string> {
+    return this.run(signal, async () => {
+      for (const apiVersion of apiVersions) {
+        try {
+          await this.api.rawResource(apiVersion, kind);
+          return apiVersion;
+        } catch (err: unknown) {
+          if (!(err instanceof UnsupportedKindError)) throw err;
+        }
+      }
+      throw new UnsupportedKindError(apiVersions[0] ?? '', kind, apiVersions);
+    });
+  }
+
+  /** The URL path of an object (`read`) or of its collection (`create`), found by discovery. */
+  async path(ref: KubeObjectRef, action: 'read' | 'create', signal: AbortSignal): Promise<string> {
+    return this.run(signal, () => this.api.rawPath(ref, action));
   }
 
   /** The live object, or null when it does not exist. */

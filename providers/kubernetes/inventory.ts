@@ -34,15 +34,27 @@ function isRef(v: unknown): v is KubeObjectRef {
   );
 }
 
-/** Sorted by refKey and de-duplicated, so the stored form is deterministic. */
+/**
+ * An object's identity whatever version it is read in: `<group>/<kind>/<namespace>/<name>` (the
+ * core group is empty). The same PodDisruptionBudget is `policy/v1beta1` on one cluster and
+ * `policy/v1` after an upgrade; comparing refs by apiVersion would prune the object just applied.
+ */
+export function identityKey(ref: KubeObjectRef): string {
+  const slash = ref.apiVersion.indexOf('/');
+  const group = slash === -1 ? '' : ref.apiVersion.slice(0, slash);
+  return `${group}/${ref.kind}/${ref.namespace ?? ''}/${ref.name}`;
+}
+
+/** Sorted by refKey and de-duplicated by identity (the later ref wins), so the stored form is deterministic. */
 export function normalizeRefs(refs: readonly KubeObjectRef[]): KubeObjectRef[] {
-  const byKey = new Map<string, KubeObjectRef>();
+  const byIdentity = new Map<string, KubeObjectRef>();
   for (const r of refs) {
     const ref: KubeObjectRef = { apiVersion: r.apiVersion, kind: r.kind, name: r.name };
     if (r.namespace) ref.namespace = r.namespace;
-    byKey.set(refKey(ref), ref);
+    byIdentity.delete(identityKey(ref));
+    byIdentity.set(identityKey(ref), ref);
   }
-  return [...byKey.keys()].sort().map((k) => byKey.get(k) as KubeObjectRef);
+  return [...byIdentity.values()].sort((a, b) => (refKey(a) < refKey(b) ? -1 : refKey(a) > refKey(b) ? 1 : 0));
 }
 
 /** The inventory held by a live ConfigMap. A ConfigMap that does not parse is an error that names it. */

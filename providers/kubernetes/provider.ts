@@ -29,11 +29,14 @@ import { retryable, stalled, TenantdError } from '../../core/errors.js';
 import { TIER_POLICIES } from '../../core/tenant/catalog.js';
 import { DNS1123_LABEL, MAX_TENANT_ID_LENGTH, namespaceFor, type TenantInfrastructureDocument } from '../../core/tenant/types.js';
 import type { DriftReport, InfrastructureProvider, PhaseResult, PlanResult, ProviderContext, ResourceChange } from '../provider.js';
-import { allObjects, ANNOTATION_REPLACE_STRATEGY, APPLY_GROUPS, objectRef, outputsFor, refKey } from '../resources/renderer.js';
+import { allObjects, ANNOTATION_REPLACE_STRATEGY, APPLY_GROUPS, objectRef, outputsFor, refKey, renderTenant } from '../resources/renderer.js';
 import type { ApplyGroup, GeneratedSecret, KubeObject, KubeObjectRef, RenderedTenant } from '../resources/types.js';
-import { KubeApiError, KubeClient, linkSignals, type LiveObject } from './client.js';
+import { KubeApiError, KubeClient, linkSignals, UnsupportedKindError, type LiveObject } from './client.js';
 import { moveIssue, placementIssue, requireContext, type ClusterMap } from './clusters.js';
 import { changedPaths, projectedDiff } from './compare.js';
+import { kubeconfigProblems } from './kubeconfig-check.js';
+import { ownedFieldChanges } from './owned-fields.js';
+import { ServedVersions } from './served-versions.js';
 import {
   E_ABORTED,
   E_CLUSTER_UNREACHABLE,
@@ -48,7 +51,7 @@ import {
   fieldConflicts,
   toKubeError,
 } from './errors.js';
-import { appliedBy, emptyInventory, inventoryObject, inventoryRef, normalizeRefs, ownedBy, parseInventory, sameInventory, type Inventory } from './inventory.js';
+import { appliedBy, emptyInventory, identityKey, inventoryObject, inventoryRef, normalizeRefs, ownedBy, parseInventory, sameInventory, type Inventory } from './inventory.js';
 import { claimReadiness, ingressAddress, workloadReadiness, type Readiness } from './readiness.js';
 
 export { loadClustersFile, parseClusterMap, placementIssue, moveIssue, contextFor, type ClusterMap, type ClusterEntry } from './clusters.js';
@@ -153,9 +156,15 @@ class Session {
     readonly ctx: ProviderContext,
     readonly tenantId: string,
     readonly client: KubeClient,
+    readonly served: ServedVersions,
     readonly signal: AbortSignal,
   ) {
     this.namespace = namespaceFor(tenantId);
+  }
+
+  /** The rendered objects in the versions this cluster serves. */
+  adapt(rendered: RenderedTenant): Promise<RenderedTenant> {
+    return this.call('discovery', undefined, (sig) => this.served.adapt(rendered, sig));
   }
 
   async call<T>(action: string, ref: KubeObjectRef | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -205,17 +214,23 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   const defaultContext = opts.context ?? kubeConfig.getCurrentContext();
   if (opts.context) requireKnown(opts.context, '--kube-context');
   for (const entry of opts.clusters?.clusters ?? []) requireKnown(entry.context, `clusters file entry ${entry.cloudProvider}/${entry.region}`);
-
-  const clients = new Map<string, KubeClient>();
-  function clientFor(context: string): KubeClient {
-    let client = clients.get(context);
-    if (!client) {
-      const kc = context === kubeConfig.getCurrentContext() ? kubeConfig : forContext(kubeConfig, context);
-      client = new KubeClient(context, kc, opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {});
-      clients.set(context, client);
-    }
-    return client;
+  const problems = kubeconfigProblems(kubeConfig, contextsInUse());
+  if (problems.length > 0) {
+    throw stalled(E_KUBECONFIG, `the kubeconfig${opts.kubeconfigPath ? ` ${opts.kubeconfigPath}` : ''} cannot be used: ${problems.join('; ')}`, { path: opts.kubeconfigPath ?? null, problems });
   }
+
+  const clients = new Map<string, { client: KubeClient; served: ServedVersions }>();
+  function connectionFor(context: string): { client: KubeClient; served: ServedVersions } {
+    let connection = clients.get(context);
+    if (!connection) {
+      const kc = context === kubeConfig.getCurrentContext() ? kubeConfig : forContext(kubeConfig, context);
+      const client = new KubeClient(context, kc, opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {});
+      connection = { client, served: new ServedVersions(client, now) };
+      clients.set(context, connection);
+    }
+    return connection;
+  }
+  const clientFor = (context: string): KubeClient => connectionFor(context).client;
 
   function contextForTenant(doc: TenantInfrastructureDocument): string {
     return opts.clusters ? requireContext(opts.clusters, doc) : defaultContext;
@@ -237,10 +252,10 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   /** Runs one provider step for a tenant on its cluster, with the operation's signal (and close()). */
   async function withSession<T>(ctx: ProviderContext, step: (s: Session) => Promise<T>): Promise<T> {
     const tenantId = tenantIdOf(ctx);
-    const client = clientFor(contextForTenant(ctx.tenant));
+    const { client, served } = connectionFor(contextForTenant(ctx.tenant));
     const link = linkSignals([ctx.signal, closed.signal]);
     try {
-      const s = new Session(ctx, tenantId, client, link.signal);
+      const s = new Session(ctx, tenantId, client, served, link.signal);
       s.checkAbort();
       return await step(s);
     } finally {
@@ -301,11 +316,12 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   async function applyObject(
     s: Session,
     obj: KubeObject,
-    options: { force: boolean },
+    options: { force: boolean; known?: LiveObject | null },
   ): Promise<{ outcome: ApplyOutcome; before: LiveObject | null; after: LiveObject }> {
     const ref = objectRef(obj);
     const key = refKey(ref);
-    let before = await s.get(ref);
+    // `known`: the caller has just read it (the namespace), no second GET.
+    let before = options.known !== undefined ? options.known : await s.get(ref);
     if (before?.metadata.deletionTimestamp) {
       if (ref.kind === 'Namespace') {
         throw retryable(E_NAMESPACE_TERMINATING, `namespace ${ref.name} is still being deleted; tenant ${s.tenantId} is applied once it is gone`, {
@@ -327,7 +343,8 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     }
     try {
       const { object, created } = await s.client.apply(obj, ref, { fieldManager, force: options.force }, s.signal);
-      const outcome: ApplyOutcome = created ? 'created' : before && before.metadata.resourceVersion === object.metadata.resourceVersion ? 'unchanged' : 'configured';
+      // Changed means a field tenantd owns changed: controllers move the resourceVersion all the time.
+      const outcome: ApplyOutcome = created ? 'created' : before && ownedFieldChanges(before, object, fieldManager, changedPaths).length === 0 ? 'unchanged' : 'configured';
       return { outcome, before, after: object };
     } catch (err: unknown) {
       if (before && isImmutableRejection(err) && obj.metadata.annotations?.[ANNOTATION_REPLACE_STRATEGY] === 'orphan') {
@@ -441,23 +458,28 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       s.ctx.progress(`${outcome} ${key}`, { ref: key, action: outcome });
     };
 
-    // The namespace first: everything else, the inventory included, lives in it.
-    const nsLive = await s.get(NAMESPACE_REF(s.namespace));
-    const current = nsLive && !nsLive.metadata.deletionTimestamp ? await readInventory(s) : { inv: emptyInventory(), exists: false };
+    // The namespace first: everything else, the inventory included, lives in it. A group without
+    // it reads the inventory directly (absent when the namespace is): one request less per phase.
+    const nsLive = namespaces.length > 0 ? await s.get(NAMESPACE_REF(s.namespace)) : undefined;
+    const current = nsLive === null || nsLive?.metadata.deletionTimestamp ? { inv: emptyInventory(), exists: false } : await readInventory(s);
     for (const ns of namespaces) {
-      const { outcome } = await applyObject(s, ns, { force });
+      const { outcome } = await applyObject(s, ns, { force, known: ns.metadata.name === s.namespace ? (nsLive ?? null) : undefined });
       record(refKey(objectRef(ns)), outcome);
     }
 
     // Record the intent before creating anything, so a crash never leaves an object unlisted.
     const desiredRefs = normalizeRefs(objects.map(objectRef));
-    const desiredKeys = new Set(desiredRefs.map(refKey));
-    const stale = current.inv[group].filter((r) => !desiredKeys.has(refKey(r)));
+    // By identity, not version: a PDB applied as policy/v1beta1 and now as policy/v1 is one object.
+    const desiredKeys = new Set(desiredRefs.map(identityKey));
+    const stale = current.inv[group].filter((r) => !desiredKeys.has(identityKey(r)));
     const intent: Inventory = { ...current.inv, [group]: normalizeRefs([...current.inv[group], ...desiredRefs]) };
     if (!current.exists || !sameInventory(intent, current.inv)) await writeInventory(s, intent);
 
+    // A namespace this pass created holds nothing of anyone's yet: no need to read each object first.
+    const fresh = nsLive === null && namespaces.some((n) => n.metadata.name === s.namespace);
     for (const obj of rest) {
-      const { outcome, before } = await applyObject(s, obj, { force });
+      const inFresh = fresh && obj.metadata.namespace === s.namespace;
+      const { outcome, before } = await applyObject(s, obj, { force, ...(inFresh ? { known: null } : {}) });
       record(refKey(objectRef(obj)), outcome);
       const gs = generatedSecretFor(rendered, obj);
       if (gs && (await ensureSecretValues(s, gs, before))) result.secretsGenerated.push(gs.name);
@@ -471,7 +493,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
 
   async function phase(ctx: ProviderContext, group: ApplyGroup, phaseName: string): Promise<PhaseResult> {
     const rendered = requireDesired(ctx, phaseName);
-    return withSession(ctx, (s) => runPhase(s, rendered, group, phaseName));
+    return withSession(ctx, async (s) => runPhase(s, await s.adapt(rendered), group, phaseName));
   }
 
   async function runPhase(s: Session, rendered: RenderedTenant, group: ApplyGroup, phaseName: string): Promise<PhaseResult> {
@@ -505,7 +527,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     try {
       const { object } = await s.client.apply(obj, ref, { fieldManager, force, dryRun: true }, s.signal);
       if (!live) return { change: { ref, action: 'create' }, conflicts: [] };
-      const fields = changedPaths(live, object);
+      const fields = ownedFieldChanges(live, object, fieldManager, changedPaths);
       return { change: fields.length > 0 ? { ref, action: 'update', fields } : { ref, action: 'unchanged' }, conflicts: [] };
     } catch (err: unknown) {
       if (err instanceof KubeApiError && err.statusCode === 409) {
@@ -553,13 +575,13 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       };
     }
 
-    const rendered = ctx.desired;
+    const rendered = await s.adapt(ctx.desired);
     const force = ctx.tenant.spec.forceConflicts === true;
     const desiredKeys = new Set<string>();
     for (const obj of allObjects(rendered)) {
       const ref = objectRef(obj);
       const key = refKey(ref);
-      desiredKeys.add(key);
+      desiredKeys.add(identityKey(ref));
       const clusterScoped = ref.namespace === undefined;
       const live = clusterScoped || nsUsable ? await s.get(ref) : null;
       if (live && !ownedBy(live, s.tenantId) && !appliedBy(live, fieldManager)) notOwned.push(key);
@@ -579,7 +601,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       conflicts.push(...diff.conflicts);
     }
     for (const group of APPLY_GROUPS) {
-      for (const ref of inv[group]) if (!desiredKeys.has(refKey(ref))) changes.push({ ref, action: 'delete' });
+      for (const ref of inv[group]) if (!desiredKeys.has(identityKey(ref))) changes.push({ ref, action: 'delete' });
     }
     const n = {
       create: changes.filter((c) => c.action === 'create').length,
@@ -717,7 +739,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   }
 
   function verify(ctx: ProviderContext): Promise<PhaseResult> {
-    return withSession(ctx, (s) => (ctx.desired ? verifyReady(s, ctx.desired) : verifyGone(s)));
+    return withSession(ctx, async (s) => (ctx.desired ? verifyReady(s, await s.adapt(ctx.desired)) : verifyGone(s)));
   }
 
   // --- destroy --------------------------------------------------------------------------------
@@ -779,7 +801,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       const changes: ResourceChange[] = ns && ownedBy(ns, s.tenantId) && !ns.metadata.deletionTimestamp ? [{ ref: NAMESPACE_REF(s.namespace), action: 'delete' }] : [];
       return { drifted: changes.length > 0, changes, corrected: false };
     }
-    const rendered = ctx.desired;
+    const rendered = await s.adapt(ctx.desired);
     const nsLive = await s.get(NAMESPACE_REF(s.namespace));
     const nsUsable = nsLive !== null && !nsLive.metadata.deletionTimestamp;
     const { inv } = nsUsable ? await readInventory(s) : { inv: emptyInventory() };
@@ -787,7 +809,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     const desiredKeys = new Set<string>();
     for (const obj of allObjects(rendered)) {
       const ref = objectRef(obj);
-      desiredKeys.add(refKey(ref));
+      desiredKeys.add(identityKey(ref));
       const live = ref.namespace === undefined || nsUsable ? await s.get(ref) : null;
       if (!live) {
         changes.push({ ref, action: 'create' });
@@ -807,7 +829,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     }
     for (const group of APPLY_GROUPS) {
       for (const ref of inv[group]) {
-        if (desiredKeys.has(refKey(ref))) continue;
+        if (desiredKeys.has(identityKey(ref))) continue;
         const live = await s.get(ref);
         if (live && ownedBy(live, s.tenantId)) changes.push({ ref, action: 'delete' });
       }
@@ -818,6 +840,36 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       ctx.progress(`corrected drift in ${changes.length} objects`, { changes: changes.map((c) => refKey(c.ref)) });
     }
     return { drifted, changes, corrected: drifted && correct };
+  }
+
+  // --- admission: kinds the tenant's cluster does not serve -------------------------------------
+
+  /**
+   * A tenant that needs a kind its cluster serves in no version tenantd can send is INVALID, with the
+   * kind and the cluster's version, rather than failing in Apply and retrying forever. When the
+   * cluster cannot be asked now, nothing is said here: the phases wait for it as usual.
+   */
+  async function servedIssues(doc: TenantInfrastructureDocument): Promise<Array<{ path: string; message: string }>> {
+    const context = contextForTenant(doc);
+    const { served } = connectionFor(context);
+    const link = linkSignals([closed.signal]);
+    const timer = setTimeout(() => link.abort(), opts.requestTimeoutMs ?? 30_000);
+    try {
+      for (const obj of allObjects(renderTenant(doc))) await served.versionFor(obj, link.signal);
+      return [];
+    } catch (err: unknown) {
+      if (!(err instanceof UnsupportedKindError)) return [];
+      const version = await served.clusterVersion(link.signal).catch(() => 'an unknown version');
+      return [
+        {
+          path: 'spec',
+          message: `cluster ${context} (Kubernetes ${version}) serves no version of ${err.kind} that tenantd can send (tried ${err.tried.join(', ')}); this tenant needs one (high availability or more than one replica). Use a cluster that serves it, or change the spec so it is not needed`,
+        },
+      ];
+    } finally {
+      clearTimeout(timer);
+      link.dispose();
+    }
   }
 
   // --- readiness of the provider itself -------------------------------------------------------
@@ -852,9 +904,9 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   return {
     name: 'kubernetes',
     // A region no cluster serves makes the tenant INVALID up front rather than failing in Apply.
-    admit: (doc, current) => {
+    admit: async (doc, current) => {
       const issue = placementIssue(opts.clusters, doc) ?? moveIssue(opts.clusters, current, doc);
-      return issue ? [issue] : [];
+      return issue ? [issue] : servedIssues(doc);
     },
     plan,
     apply: (ctx) => phase(ctx, 'Apply', 'apply'),
@@ -866,6 +918,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     ready,
     async close(): Promise<void> {
       closed.abort();
+      for (const { client } of clients.values()) client.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-/** The request log tests assert on, and the faults they inject into the traffic. */
+/** The request log the recording proxy (kube-proxy.ts) keeps, and the faults tests inject into its traffic. */
 
 export interface RecordedRequest {
   /** 1, 2, 3, … in arrival order. */

@@ -103,7 +103,7 @@ t.test('a state round-trips through JSON (it is persisted)', async (t) => {
 
 t.test('--max-deletions: a count, a percentage, or the default; a bad value is E_CONFIG', async (t) => {
   const { parseDaemonConfig } = await import('../daemon/config.js');
-  const parse = (v?: string) => parseDaemonConfig(v === undefined ? [] : ['--max-deletions', v], {}, '/').maxDeletions;
+  const parse = (v?: string) => parseDaemonConfig(v === undefined ? [] : [`--max-deletions=${v}`], {}, '/').maxDeletions;
   t.same(parse(), { kind: 'default' });
   t.same(parse('0'), { kind: 'count', n: 0 });
   t.same(parse('25'), { kind: 'count', n: 25 });

@@ -221,8 +221,9 @@ async function startDaemon(t: Test, repo: string, dataDir: string, token?: strin
   await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(proc.output()) || proc.child.exitCode !== null, 120_000, 'the API to listen');
   const url = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())?.[1];
   if (!url) throw new Error(`the daemon did not start:\n${proc.output()}`);
-  const printed = /^\s+(tdk_[A-Za-z0-9_-]+)$/m.exec(proc.output())?.[1];
-  return { proc, url, token: token ?? (printed as string) };
+  // The bootstrap admin token is written to <data-dir>/admin-token, never printed.
+  const written = token ?? (await fsp.readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
+  return { proc, url, token: written };
 }
 
 /** Every tenant's status and what its conditions say, in one call. */
@@ -265,8 +266,8 @@ async function expectEventually(t: Test, d: Running, what: string, e: Expectatio
   try {
     await waitFor(async () => (last = await unmet(d, e, kept)).length === 0, 30_000, what);
     t.pass(what);
-  } catch {
-    t.fail(`${what}: ${last.join('; ')}`);
+  } catch (err: unknown) {
+    t.fail(`${what}: ${last.length ? last.join('; ') : String(err)}`);
   }
 }
 

@@ -14,6 +14,7 @@ import { eventually, startKubeTarget } from './helpers/kube-target.js';
 import { exampleFiles } from './helpers/daemon.js';
 import { commitFiles, initRepo } from './helpers/git-fixtures.js';
 import { spawnTenantd } from './helpers/process.js';
+import { SEED_BODY, SEED_PATH, SEED_TENANT } from './helpers/seed.js';
 
 interface TenantView {
   status: string;
@@ -24,7 +25,7 @@ interface TenantView {
 t.test('tenantd daemon --provider kubernetes drives the example tenants through their lives on a real cluster', async (t) => {
   const target = await startKubeTarget(t);
   const ids = ['acme-corp', 'globex', 'initech'];
-  for (const id of ids) target.track(id);
+  for (const id of [...ids, SEED_TENANT]) target.track(id);
   const kubelet = target.kubelet();
   const dir = t.testdir();
   const repo = path.join(dir, 'repo');
@@ -70,6 +71,16 @@ t.test('tenantd daemon --provider kubernetes drives the example tenants through 
   }
   // acme-corp is HA: its PodDisruptionBudgets went out as the version Kubernetes 1.20 serves.
   t.ok(await target.get({ apiVersion: 'policy/v1beta1', kind: 'PodDisruptionBudget', name: 'postgres', namespace: 'tenant-acme-corp' }));
+
+  // The product description's own request, byte for byte, provisions a tenant on the cluster.
+  const posted = await fetch(`http://127.0.0.1:${port}${SEED_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: SEED_BODY });
+  t.equal(posted.status, 202, 'the seed request is accepted');
+  await until('ACTIVE', SEED_TENANT, (v) => v.status === 'ACTIVE' && v.phase === 'Complete');
+  t.same((await transitions(SEED_TENANT)).map((x) => x.toState.split('/')[1]), [...PHASES], 'the seed tenant: the seven phases');
+  t.ok(await target.get(nsRef(SEED_TENANT)), 'its namespace exists on the cluster');
+  const seedDb = await target.get({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'postgres', namespace: `tenant-${SEED_TENANT}` });
+  t.match(seedDb?.spec, { volumeClaimTemplates: [{ spec: { resources: { requests: { storage: '100Gi' } } } }] }, 'storageGb: 100 is the claim size');
+  t.equal(await target.get({ apiVersion: 'policy/v1beta1', kind: 'PodDisruptionBudget', name: 'postgres', namespace: `tenant-${SEED_TENANT}` }), null, 'enableHa: false: no disruption budget');
 
   // Drift checks of the converged fleet find nothing: no drift transition appears.
   await new Promise((r) => setTimeout(r, 5000));
@@ -138,7 +149,7 @@ t.test('a kubeconfig with a plain-HTTP server and no insecure-skip-tls-verify st
   );
   const p = spawnTenantd(['daemon', '--data-dir', path.join(dir, 'data'), '--provider', 'kubernetes', '--kubeconfig', kubeconfig, '--poll', '0', '--port', '0', '--host', '127.0.0.1']);
   const exit = await p.exited;
-  t.equal(exit.code, 64, 'a configuration error');
+  t.equal(exit.code, 2, 'a configuration error exits 2, as every usage error');
   t.match(p.output(), /E_CONFIG/);
   t.match(p.output(), /insecure-skip-tls-verify: true/, 'says what to set');
 });

@@ -149,7 +149,7 @@ t.test('a tenant that needs a kind the cluster does not serve is INVALID, untouc
   t.match(out, { kind: 'held', status: 'INVALID' });
   const rec = store.get(id);
   t.equal(rec?.status, 'INVALID');
-  t.match(rec?.hold?.message, /PodDisruptionBudget.*Kubernetes v1\.20\.2/);
+  t.match(rec?.hold?.message, /Kubernetes v1\.20\.2\) serves no version of PodDisruptionBudget/, 'names the kind and the cluster version');
   t.equal(await target.get({ apiVersion: 'v1', kind: 'Namespace', name: `tenant-${id}` }), null, 'nothing was touched');
   // Reconciled again (a retry, a resync): still INVALID, no retry loop.
   t.match(await reconciler.reconcile({ tenantId: id, desired: desiredOf(ha, 'c1'), commit: 'c1', trigger: 'resync' }), { kind: 'held', status: 'INVALID' });

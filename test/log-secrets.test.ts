@@ -61,7 +61,7 @@ for (const format of ['json', 'human'] as const) {
         t.notMatch(p.stderr(), credential, 'the token itself is not on stderr either');
         secrets.push(credential);
       } else {
-        credential = hs256({ sub: 'ci', scope: 'admin' });
+        credential = hs256({ sub: 'ci', scope: 'admin', exp: Math.floor(Date.now() / 1000) + 3600 });
       }
       const api = (method: string, route: string, opts: { token?: string; body?: string; headers?: Record<string, string> } = {}) =>
         fetch(`${url}/api/v1${route}`, {

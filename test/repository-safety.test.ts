@@ -98,7 +98,7 @@ t.test('a real daemon: the tracked branch deleted makes /readyz false, API write
   });
   await waitFor(() => /API on (http:\/\/127\.0\.0\.1:\d+)/.test(p.output()), 120_000, 'the API to listen');
   const url = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(p.output())?.[1] as string;
-  const token = /(tdk_[A-Za-z0-9_-]+)/.exec(p.output())?.[1] as string;
+  const token = (await fsp.readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
   const call = async (method: string, route: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
     const res = await fetch(`${url}${route}`, {
       method,

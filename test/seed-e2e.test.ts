@@ -41,8 +41,11 @@ t.test('npm start, then the seed curl: 202, a commit, ACTIVE through the seven p
     throw err;
   });
   const url = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(p.output())?.[1] as string;
-  const token = /^\s+(tdk_[A-Za-z0-9_-]+)$/m.exec(p.output())?.[1] as string;
-  t.ok(token, 'the generated admin token is printed');
+  const tokenFile = path.join(cwd, '.tenantd', 'admin-token');
+  const token = (await fsp.readFile(tokenFile, 'utf8')).trim();
+  t.match(token, /^tdk_[A-Za-z0-9_-]+$/, 'the generated admin token is in .tenantd/admin-token');
+  t.match(p.output(), tokenFile, 'the output says where the token is');
+  t.notOk(p.output().includes(token), 'and never prints the token itself');
   const repo = path.join(cwd, '.tenantd', 'tenants');
   t.match(p.output(), `embedded repository: edit ${path.join(repo, 'tenants')}/*.yaml`, 'the embedded default, under ./.tenantd');
   const get = async (route: string): Promise<Record<string, unknown>> =>

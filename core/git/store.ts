@@ -37,7 +37,7 @@ import { ObjectDb } from './object-db.js';
 import { ensureMirror, fetchBranch, pushCommit, type RemoteCtx } from './remote.js';
 import { applyChanges, type WrittenFile } from './tree-write.js';
 import { compareCommits, type Comparison } from './history.js';
-import { changedFilesBetween, commitTree, dirSegments, fileOidAt, listFilesAt, notOfType, objectNotFound, readTreeEntries, subtreeAt, type RepoCtx, type TreeEntry } from './tree.js';
+import { changedFilesBetween, commitTree, directoryAt, dirSegments, fileOidAt, listFilesAt, notOfType, objectNotFound, readTreeEntries, type RepoCtx, type TreeEntry } from './tree.js';
 import { isCheckedOut, planPaths, updateWorktree, type WorktreeCtx } from './worktree.js';
 import type {
   ChangedFile,
@@ -215,12 +215,13 @@ export class GitStore {
 
   /**
    * Every entry directly under `dir` at `commit` — files, symlinks, directories, submodules —
-   * with its mode, in git's order; [] when `dir` is missing or not a directory. The entries are
-   * the parsed tree's own (recent trees stay parsed): callers must not change them.
+   * with its mode, in git's order; [] when `dir` is missing, E_REPO_LAYOUT when a file, symlink or
+   * submodule stands in its place (never read as an empty directory: every tenant removed). The
+   * entries are the parsed tree's own (recent trees stay parsed): callers must not change them.
    */
   async listEntries(commit: string, dir: string): Promise<readonly TreeEntry[]> {
     const root = await readTreeEntries(this.ctx, commit);
-    const tree = await subtreeAt(this.ctx, root.oid, dirSegments(dir));
+    const tree = await directoryAt(this.ctx, root.oid, dirSegments(dir));
     return tree === null ? [] : (await readTreeEntries(this.ctx, tree)).entries;
   }
 

@@ -145,7 +145,7 @@ export async function subtreeAt(ctx: RepoCtx, rootTree: string, segs: string[]):
  * E_REPO_LAYOUT error when something else (a file, a symlink, a submodule) stands in its place — a
  * directory replaced by a file must not read as an empty directory (every tenant removed).
  */
-async function directoryAt(ctx: RepoCtx, rootTree: string, segs: string[]): Promise<string | null> {
+export async function directoryAt(ctx: RepoCtx, rootTree: string, segs: string[]): Promise<string | null> {
   let oid = rootTree;
   for (let i = 0; i < segs.length; i++) {
     const seg = segs[i] as string;

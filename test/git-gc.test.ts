@@ -2,6 +2,7 @@
  * Packing loose objects with `git gc --auto`: the repository tenantd wrote stays readable (by
  * tenantd and by git) and keeps taking commits; a missing git is reported, not fatal.
  */
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import t from 'tap';
 import type { ReconciliationEvent } from '../core/events/events.js';
@@ -49,8 +50,11 @@ t.test('the daemon packs on its schedule and reports it as an event', async (t) 
   const root = await tempDir();
   t.teardown(() => removeDir(root));
   const repo = await initRepo(path.join(root, 'repo'));
-  await git(repo, ['config', 'gc.auto', '20']);
-  const files: Record<string, string> = {};
+  // `git gc --auto` estimates the loose objects from objects/17/ alone (its count × 256): a few
+  // objects may all miss that directory and never trigger it. So the fixture holds one blob whose
+  // id starts with 17, and any count above gc.auto 1 is then certain.
+  await git(repo, ['config', 'gc.auto', '1']);
+  const files: Record<string, string> = { 'notes/pad.txt': blobStartingWith17() };
   for (let i = 0; i < 12; i++) files[`tenants/t-${String(i).padStart(2, '0')}.yaml`] = tenantYaml(`t-${String(i).padStart(2, '0')}`);
   await commitFiles(repo, files, 'twelve tenants');
   const { daemon } = await openDaemon(repo, path.join(root, 'data'), ['--gc-interval', '1']);
@@ -67,3 +71,11 @@ t.test('the daemon packs on its schedule and reports it as an event', async (t) 
   t.equal(await gitOut(repo, ['status', '--porcelain']), '', 'the work tree is untouched');
   await git(repo, ['fsck']);
 });
+
+/** File content whose git blob id starts with "17" (about 256 tries). */
+function blobStartingWith17(): string {
+  for (let i = 0; ; i++) {
+    const content = `pad ${i}\n`;
+    if (createHash('sha1').update(`blob ${Buffer.byteLength(content)}\0${content}`).digest('hex').startsWith('17')) return content;
+  }
+}

@@ -146,6 +146,7 @@ export function parseDaemonConfig(argv: string[], env: NodeJS.ProcessEnv, cwd: s
     throw bad(given, get(given) ?? '', `needs --${missing} (${FLAGS[missing].env}) too`);
   }
   if (tenantRole !== null && !/^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$/.test(tenantRole)) throw bad('tenant-role', tenantRole, 'is not a ClusterRole name');
+  if (tenantRoleSubject !== null && tenantRoleSubject.trim() === '') throw bad('tenant-role-subject', tenantRoleSubject, 'must name a user, e.g. system:serviceaccount:tenantd:tenantd');
   const file = (flag: FlagName): string | null => {
     const v = get(flag);
     return v === undefined ? null : path.resolve(cwd, v);

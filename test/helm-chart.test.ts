@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { CHART, MANIFESTS, ROOT, helmLint, helmTemplate, only, parseObjects, type RenderedObject } from './helpers/helm.js';
+import { CHART, FULL, MANIFESTS, ROOT, helmLint, helmTemplate, only, parseObjects, type RenderedObject } from './helpers/helm.js';
 
 const run = promisify(execFile);
 
@@ -40,19 +40,6 @@ const container = (objects: RenderedObject[]): Container => podSpec(objects).con
 const envOf = (objects: RenderedObject[], name: string) => container(objects).env.find((e) => e.name === name);
 const rulesOf = (o: RenderedObject): Rule[] => (o.rules as Rule[] | undefined) ?? [];
 
-/** Every value set: what a production install looks like. */
-const FULL = {
-  'config.repo': 'https://git.example.com/platform/tenants.git',
-  'git.existingSecret': 'tenantd-git',
-  'webhook.existingSecret': 'tenantd-webhook',
-  'apiTokens.existingSecret': 'tenantd-api-tokens',
-  'jwt.existingSecret': 'tenantd-jwt',
-  'ingress.enabled': true,
-  'ingress.className': 'nginx',
-  'ingress.tls': [{ secretName: 'tenantd-tls', hosts: ['tenantd.example.com'] }],
-  'serviceMonitor.enabled': true,
-  'serviceMonitor.labels': { release: 'prometheus' },
-};
 
 t.test('helm lint passes with the default values and with every option set', async (t) => {
   t.match(await helmLint(), /1 chart\(s\) linted, 0 chart\(s\) failed/);

@@ -42,6 +42,7 @@ import {
   E_ABORTED,
   E_CLUSTER_UNREACHABLE,
   E_FIELD_CONFLICT,
+  E_FORBIDDEN,
   E_KUBE_CONTEXT_NOT_FOUND,
   E_KUBECONFIG,
   E_NAMESPACE_TERMINATING,
@@ -269,8 +270,18 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     try {
       const s = new Session(ctx, tenantId, client, served, link.signal);
       s.checkAbort();
-      await ensureAccess(s);
-      return await step(s);
+      const fromCache = await ensureAccess(s);
+      try {
+        return await step(s);
+      } catch (err: unknown) {
+        // Access this process granted itself earlier is gone (someone deleted the RoleBinding):
+        // bind it again and run the step once more; steps are idempotent.
+        if (!fromCache || !(err instanceof TenantdError) || err.code !== E_FORBIDDEN) throw err;
+        accessGranted.delete(accessKey(s));
+        const again = new Session(ctx, tenantId, client, served, link.signal);
+        await ensureAccess(again);
+        return await step(again);
+      }
     } finally {
       link.dispose();
     }
@@ -285,23 +296,25 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
 
   /** Namespaces (per context) whose RoleBinding this process applied and saw honoured, by uid. */
   const accessGranted = new Map<string, string>();
+  const accessKey = (s: Session): string => `${s.client.context}\0${s.namespace}`;
   const tenantRoleTimeoutMs = opts.tenantRoleTimeoutMs ?? 30_000;
 
   /**
    * Makes sure tenantd may work inside the tenant namespace: binds opts.tenantRole there (once per
    * namespace uid and process) and waits until the authorizer honours it. `known`: the namespace as
    * just read or applied; undefined reads it unless this process already granted itself access.
-   * A namespace that is absent, terminating or not tenantd's is left alone.
+   * A namespace that is absent, terminating or not tenantd's is left alone. True when the access
+   * was granted earlier by this process (and not checked again now).
    */
-  async function ensureAccess(s: Session, known?: LiveObject | null): Promise<void> {
+  async function ensureAccess(s: Session, known?: LiveObject | null): Promise<boolean> {
     const role = opts.tenantRole;
-    if (!role) return;
-    const key = `${s.client.context}\0${s.namespace}`;
-    if (known === undefined && accessGranted.has(key)) return;
+    if (!role) return false;
+    const key = accessKey(s);
+    if (known === undefined && accessGranted.has(key)) return true;
     const ns = known !== undefined ? known : await s.get(NAMESPACE_REF(s.namespace));
-    if (!ns || ns.metadata.deletionTimestamp || !(ownedBy(ns, s.tenantId) || appliedBy(ns, fieldManager))) return;
+    if (!ns || ns.metadata.deletionTimestamp || !(ownedBy(ns, s.tenantId) || appliedBy(ns, fieldManager))) return false;
     const uid = ns.metadata.uid ?? '';
-    if (accessGranted.get(key) === uid) return;
+    if (accessGranted.get(key) === uid) return true;
     const binding = tenantRoleBinding(role, s.namespace, s.tenantId);
     const ref = tenantRoleBindingRef(role, s.namespace);
     await s.call('bind the tenant role', ref, (sig) => s.client.apply(binding, ref, { fieldManager, force: true }, sig));
@@ -319,6 +332,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       s.checkAbort();
     }
     accessGranted.set(key, uid);
+    return false;
   }
 
   // --- inventory ------------------------------------------------------------------------------

@@ -21,6 +21,20 @@ export interface RenderedObject {
   [field: string]: unknown;
 }
 
+/** Every value set: what a production install looks like. */
+export const FULL = {
+  'config.repo': 'https://git.example.com/platform/tenants.git',
+  'git.existingSecret': 'tenantd-git',
+  'webhook.existingSecret': 'tenantd-webhook',
+  'apiTokens.existingSecret': 'tenantd-api-tokens',
+  'jwt.existingSecret': 'tenantd-jwt',
+  'ingress.enabled': true,
+  'ingress.className': 'nginx',
+  'ingress.tls': [{ secretName: 'tenantd-tls', hosts: ['tenantd.example.com'] }],
+  'serviceMonitor.enabled': true,
+  'serviceMonitor.labels': { release: 'prometheus' },
+};
+
 let binary: Promise<string> | undefined;
 
 /** The pinned helm (installed into ~/.cache on first use; several minutes on a slow machine). */

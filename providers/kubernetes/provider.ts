@@ -270,13 +270,15 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     try {
       const s = new Session(ctx, tenantId, client, served, link.signal);
       s.checkAbort();
-      const fromCache = await ensureAccess(s);
+      const access = await ensureAccess(s);
       try {
         return await step(s);
       } catch (err: unknown) {
+        if (!(err instanceof TenantdError) || err.code !== E_FORBIDDEN) throw err;
+        if (access === 'foreign') throw foreignNamespace(s, err);
         // Access this process granted itself earlier is gone (someone deleted the RoleBinding):
         // bind it again and run the step once more; steps are idempotent.
-        if (!fromCache || !(err instanceof TenantdError) || err.code !== E_FORBIDDEN) throw err;
+        if (access !== 'cached') throw err;
         accessGranted.delete(accessKey(s));
         const again = new Session(ctx, tenantId, client, served, link.signal);
         await ensureAccess(again);
@@ -303,18 +305,19 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
    * Makes sure tenantd may work inside the tenant namespace: binds opts.tenantRole there (once per
    * namespace uid and process) and waits until the authorizer honours it. `known`: the namespace as
    * just read or applied; undefined reads it unless this process already granted itself access.
-   * A namespace that is absent, terminating or not tenantd's is left alone. True when the access
-   * was granted earlier by this process (and not checked again now).
+   * A namespace that is absent, terminating or not tenantd's (`foreign`) is left alone. `cached`:
+   * granted earlier by this process and not checked again now.
    */
-  async function ensureAccess(s: Session, known?: LiveObject | null): Promise<boolean> {
+  async function ensureAccess(s: Session, known?: LiveObject | null): Promise<'none' | 'cached' | 'granted' | 'foreign'> {
     const role = opts.tenantRole;
-    if (!role) return false;
+    if (!role) return 'none';
     const key = accessKey(s);
-    if (known === undefined && accessGranted.has(key)) return true;
+    if (known === undefined && accessGranted.has(key)) return 'cached';
     const ns = known !== undefined ? known : await s.get(NAMESPACE_REF(s.namespace));
-    if (!ns || ns.metadata.deletionTimestamp || !(ownedBy(ns, s.tenantId) || appliedBy(ns, fieldManager))) return false;
+    if (!ns || ns.metadata.deletionTimestamp) return 'none';
+    if (!(ownedBy(ns, s.tenantId) || appliedBy(ns, fieldManager))) return 'foreign';
     const uid = ns.metadata.uid ?? '';
-    if (accessGranted.get(key) === uid) return true;
+    if (accessGranted.get(key) === uid) return 'cached';
     const binding = tenantRoleBinding(role, s.namespace, s.tenantId);
     const ref = tenantRoleBindingRef(role, s.namespace);
     await s.call('bind the tenant role', ref, (sig) => s.client.apply(binding, ref, { fieldManager, force: true }, sig));
@@ -332,7 +335,18 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       s.checkAbort();
     }
     accessGranted.set(key, uid);
-    return false;
+    return 'granted';
+  }
+
+  /** Forbidden inside a namespace tenantd did not create: it never binds itself there, so say that. */
+  function foreignNamespace(s: Session, cause: TenantdError): TenantdError {
+    const ref = refKey(NAMESPACE_REF(s.namespace));
+    return stalled(
+      E_NOT_OWNED,
+      `${ref} already exists and was not created by tenantd for tenant ${s.tenantId}; tenantd binds its tenant role only in namespaces it created, so it cannot work in this one. Delete or rename it, or label it (app.kubernetes.io/managed-by=tenantd, tenantd.io/tenant-id=${s.tenantId}) to hand it over`,
+      { tenantId: s.tenantId, ref, cause: cause.code },
+      cause,
+    );
   }
 
   // --- inventory ------------------------------------------------------------------------------
@@ -827,6 +841,10 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     if (opts.tenantRole && nsLive.metadata.deletionTimestamp) {
       // Its RoleBinding may already be gone with the rest; the namespace controller finishes the job.
       return { summary: `destroy: namespace ${s.namespace} is already being deleted on ${s.client.context}`, details: { cluster: s.client.context, deleted: [], skipped: [], namespace: 'deleting' } };
+    }
+    if (opts.tenantRole && !ownedBy(nsLive, s.tenantId) && !appliedBy(nsLive, fieldManager)) {
+      // tenantd never bound itself into a namespace it did not create, so nothing in it is tenantd's.
+      return { summary: `destroy: namespace ${s.namespace} was not created by tenantd; nothing to delete`, details: { cluster: s.client.context, deleted: [], skipped: [], namespace: 'kept' } };
     }
     const { inv } = await readInventory(s);
     const deleted: string[] = [];

@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { CHART, FULL, MANIFESTS, ROOT, helmLint, helmTemplate, only, parseObjects, type RenderedObject } from './helpers/helm.js';
+import { CHART, FULL, MANIFESTS, ROOT, helmLint, helmNotes, helmTemplate, only, parseObjects, type RenderedObject } from './helpers/helm.js';
 
 const run = promisify(execFile);
 
@@ -172,4 +172,16 @@ t.test('values the daemon cannot run with fail at render time, saying why', asyn
   await t.rejects(helmTemplate({ 'serviceAccount.create': false }), /serviceAccount.name is required/);
   await t.rejects(helmTemplate({ 'config.concurrency': 0 }), /concurrency/);
   t.ok((await fsp.stat(path.join(CHART, 'values.schema.json'))).isFile(), 'values are checked by values.schema.json');
+});
+
+t.test('the install notes say where to look and what is missing', async (t) => {
+  const notes = await helmNotes();
+  t.match(notes, /with the kubernetes provider/);
+  t.match(notes, /No config.repo is set/);
+  t.match(notes, /grep -A2 'created an admin API token'/, 'how to find the generated admin token');
+  t.match(notes, /bind ClusterRole tenantd-tenant/);
+  const full = await helmNotes(FULL);
+  t.match(full, /It reconciles https:\/\/git.example.com\/platform\/tenants.git \(branch main\)/);
+  t.notMatch(full, /admin API token/, 'no generated token with a tokens file');
+  t.match(full, /Webhooks: point your forge at POST \/api\/v1\/webhooks\//);
 });

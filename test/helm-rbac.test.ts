@@ -194,6 +194,7 @@ t.test('the chart on a real cluster: valid objects, least RBAC for the ServiceAc
   t.match(binding, { roleRef: { kind: 'ClusterRole', name: TENANT_ROLE }, subjects: [{ kind: 'ServiceAccount', name: 'tenantd', namespace: 'tenantd' }] }, 'tenantd bound its role in the tenant namespace');
   t.ok((await target.list('v1', 'Secret', ns)).some((s) => s.metadata.name.startsWith('postgres')), 'it wrote the tenant database Secret');
   t.ok((await target.list('apps/v1', 'Deployment', ns)).length > 0, 'and its workloads');
+  t.ok((await target.list('policy/v1beta1', 'PodDisruptionBudget', ns)).length > 0, 'and its PodDisruptionBudgets (HA)');
   await allowed(`read Secrets in ${ns} now`, 'get', 'secrets', '-n', ns);
   await denied('read Secrets in kube-system, still', 'get', 'secrets', '-n', 'kube-system');
   await denied('read Secrets in tenantd, still', 'get', 'secrets', '-n', 'tenantd');

@@ -61,6 +61,14 @@ export function helmTemplate(values: Record<string, unknown> = {}, release = 'te
   return helm(['template', release, CHART, '--namespace', namespace, ...setJson(values)]);
 }
 
+/** The NOTES helm prints after an install (a client-side dry run: no cluster is contacted). */
+export async function helmNotes(values: Record<string, unknown> = {}): Promise<string> {
+  const out = await helm(['install', 'tenantd', CHART, '--namespace', 'tenantd', '--dry-run=client', '--kubeconfig', '/dev/null', ...setJson(values)]);
+  const at = out.indexOf('\nNOTES:\n');
+  if (at < 0) throw new Error('helm install --dry-run printed no NOTES');
+  return out.slice(at + '\nNOTES:\n'.length);
+}
+
 export function helmLint(values: Record<string, unknown> = {}): Promise<string> {
   return helm(['lint', '--strict', CHART, ...setJson(values)]);
 }

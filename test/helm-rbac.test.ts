@@ -189,6 +189,8 @@ t.test('the chart on a real cluster: valid objects, least RBAC for the ServiceAc
     }
   };
   await until('ACTIVE');
+  // The Deployment's probes, answered with nothing but the ServiceAccount's rights.
+  for (const probe of ['/healthz', '/readyz']) t.equal((await fetch(`http://127.0.0.1:${port}${probe}`)).status, 200, `${probe} answers 200`);
   const ns = `tenant-${tenant}`;
   const binding = await target.get({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', name: TENANT_ROLE, namespace: ns });
   t.match(binding, { roleRef: { kind: 'ClusterRole', name: TENANT_ROLE }, subjects: [{ kind: 'ServiceAccount', name: 'tenantd', namespace: 'tenantd' }] }, 'tenantd bound its role in the tenant namespace');

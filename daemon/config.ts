@@ -39,7 +39,13 @@ export interface DaemonConfig {
   maxDeletions: DeletionLimit;
   /** Tiers whose every Apply waits for an approved plan (as `spec.approval: manual`). */
   approvalTiers: Tier[];
-  kube: { kubeconfig: string | null; context: string | null; clustersFile: string | null };
+  kube: {
+    kubeconfig: string | null;
+    context: string | null;
+    clustersFile: string | null;
+    /** ClusterRole tenantd binds to itself (`subject`, a user name) in each tenant namespace; null = not done. */
+    tenantRole: { clusterRole: string; subject: string } | null;
+  };
   pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
 }
 
@@ -67,6 +73,8 @@ const FLAGS = {
   kubeconfig: { env: 'TENANTD_KUBECONFIG', help: 'kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster)' },
   'kube-context': { env: 'TENANTD_KUBE_CONTEXT', help: 'kubeconfig context (default: the current one)' },
   'clusters-file': { env: 'TENANTD_CLUSTERS_FILE', help: 'YAML mapping cloudProvider + region to a kubeconfig context' },
+  'tenant-role': { env: 'TENANTD_TENANT_ROLE', help: 'ClusterRole to bind to --tenant-role-subject in each tenant namespace (least-privilege RBAC, see README)' },
+  'tenant-role-subject': { env: 'TENANTD_TENANT_ROLE_SUBJECT', help: "tenantd's own user name on the cluster, e.g. system:serviceaccount:tenantd:tenantd" },
   'pulumi-backend': { env: 'TENANTD_PULUMI_BACKEND', help: 'Pulumi state backend URL (default file://<data-dir>/pulumi-state)' },
   'pulumi-project': { env: 'TENANTD_PULUMI_PROJECT', help: 'Pulumi project name (default tenantd)' },
   'pulumi-org': { env: 'TENANTD_PULUMI_ORG', help: 'Pulumi organization (default organization, the only one file backends accept)' },
@@ -167,13 +175,26 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
     if (!['true', 'false', '1', '0'].includes(v)) throw bad(name, v, 'must be true or false');
     return v === 'true' || v === '1';
   };
+  const tenantRole = get('tenant-role') ?? null;
+  const tenantRoleSubject = get('tenant-role-subject') ?? null;
+  if ((tenantRole === null) !== (tenantRoleSubject === null)) {
+    const [given, missing]: [FlagName, FlagName] = tenantRole === null ? ['tenant-role-subject', 'tenant-role'] : ['tenant-role', 'tenant-role-subject'];
+    throw bad(given, get(given) ?? '', `needs --${missing} (${FLAGS[missing].env}) too`);
+  }
+  if (tenantRole !== null && !/^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$/.test(tenantRole)) throw bad('tenant-role', tenantRole, 'is not a ClusterRole name');
+  if (tenantRoleSubject !== null && tenantRoleSubject.trim() === '') throw bad('tenant-role-subject', tenantRoleSubject, 'must name a user, e.g. system:serviceaccount:tenantd:tenantd');
   const file = (flag: FlagName): string | null => {
     const v = get(flag);
     return v === undefined ? null : path.resolve(cwd, v);
   };
   return {
     host: get('host') ?? '0.0.0.0',
-    kube: { kubeconfig: file('kubeconfig'), context: get('kube-context') ?? null, clustersFile: file('clusters-file') },
+    kube: {
+      kubeconfig: file('kubeconfig'),
+      context: get('kube-context') ?? null,
+      clustersFile: file('clusters-file'),
+      tenantRole: tenantRole !== null && tenantRoleSubject !== null ? { clusterRole: tenantRole, subject: tenantRoleSubject } : null,
+    },
     pulumi: {
       backend: get('pulumi-backend') ?? null,
       project: get('pulumi-project') ?? 'tenantd',

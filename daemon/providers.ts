@@ -23,6 +23,9 @@ export async function createProvider(config: DaemonConfig): Promise<Infrastructu
           ...(config.kube.kubeconfig ? { kubeconfigPath: config.kube.kubeconfig } : {}),
           ...(config.kube.context ? { context: config.kube.context } : {}),
           ...(clusters ? { clusters } : {}),
+          ...(config.kube.tenantRole
+            ? { tenantRole: { clusterRole: config.kube.tenantRole.clusterRole, subject: k8s.subjectFromUserName(config.kube.tenantRole.subject) } }
+            : {}),
         });
       } catch (err: unknown) {
         throw asConfigError(err, config.kube.clustersFile ? 'clusters-file' : 'kubeconfig');

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { parseDaemonConfig, parsePoll } from '../daemon/config.js';
+import { subjectFromUserName } from '../providers/kubernetes/tenant-role.js';
 
 t.test('defaults: embedded repository, main, ./.tenantd, render, 30 s polls, port 8089, concurrency 4', async (t) => {
   const c = parseDaemonConfig([], {}, '/srv');
@@ -37,6 +38,10 @@ t.test('bad values are E_CONFIG errors naming the flag', async (t) => {
     [['--repo', 'ssh://git@host/x.git'], {}, 'repo'],
     [['--retry-base', '10', '--retry-cap', '5'], {}, 'retry-cap'],
     [['--log-format', 'xml'], {}, 'log-format'],
+    [['--tenant-role', 'tenantd-tenant'], {}, 'tenant-role'],
+    [[], { TENANTD_TENANT_ROLE_SUBJECT: 'system:serviceaccount:tenantd:tenantd' }, 'tenant-role-subject'],
+    [['--tenant-role', 'Tenant_Role', '--tenant-role-subject', 'me'], {}, 'tenant-role'],
+    [['--tenant-role', 'tenantd-tenant', '--tenant-role-subject', ' '], {}, 'tenant-role-subject'],
   ];
   for (const [argv, env, field] of cases) {
     t.throws(() => parseDaemonConfig(argv, env, '/'), { code: 'E_CONFIG', data: { field } }, `${argv.join(' ')} ${JSON.stringify(env)}`);
@@ -49,4 +54,13 @@ t.test('poll accepts seconds, "Ns", 0 (off) and cron expressions', async (t) => 
   t.same(parsePoll('10s'), { kind: 'interval', seconds: 10 });
   t.same(parsePoll('0'), { kind: 'off' });
   t.same(parsePoll('*/5 * * * *'), { kind: 'cron', expression: '*/5 * * * *' });
+});
+
+t.test('--tenant-role and --tenant-role-subject (the chart sets both): who tenantd binds its tenant role to', async (t) => {
+  t.equal(parseDaemonConfig([], {}, '/').kube.tenantRole, null, 'off by default');
+  const env = { TENANTD_TENANT_ROLE: 'tenantd-tenant', TENANTD_TENANT_ROLE_SUBJECT: 'system:serviceaccount:tenantd:tenantd' };
+  t.same(parseDaemonConfig([], env, '/').kube.tenantRole, { clusterRole: 'tenantd-tenant', subject: 'system:serviceaccount:tenantd:tenantd' });
+  t.same(subjectFromUserName('system:serviceaccount:tenantd:tenantd'), { kind: 'ServiceAccount', namespace: 'tenantd', name: 'tenantd' });
+  t.same(subjectFromUserName('alice@example.com'), { kind: 'User', name: 'alice@example.com' }, 'any other name is a User');
+  t.same(subjectFromUserName('system:serviceaccount:Bad_NS:x'), { kind: 'User', name: 'system:serviceaccount:Bad_NS:x' }, 'not a valid ServiceAccount name: taken as it is');
 });

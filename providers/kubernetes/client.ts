@@ -313,6 +313,18 @@ export class KubeClient {
     });
   }
 
+  /**
+   * Whether the server's authorizer lets this client do `attributes` now (a SelfSubjectAccessReview,
+   * which every authenticated identity may create).
+   */
+  async accessAllowed(attributes: { verb: string; resource: string; group?: string; namespace?: string; name?: string }, signal: AbortSignal): Promise<boolean> {
+    return this.run(signal, async (s) => {
+      const review = { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: attributes } };
+      const { body } = await this.api.rawRequest(HttpMethod.POST, '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', { body: JSON.stringify(review), signal: s });
+      return isRecord(body.status) && body.status.allowed === true;
+    });
+  }
+
   /** Server-side apply. `created` is true when the server answered 201. */
   async apply(obj: object, ref: KubeObjectRef, options: ApplyOptions, signal: AbortSignal): Promise<{ object: LiveObject; created: boolean }> {
     return this.run(signal, async (s) => {

@@ -37,10 +37,12 @@ import { changedPaths, projectedDiff } from './compare.js';
 import { kubeconfigProblems } from './kubeconfig-check.js';
 import { ownedFieldChanges } from './owned-fields.js';
 import { ServedVersions } from './served-versions.js';
+import { tenantRoleBinding, tenantRoleBindingRef, type TenantRole } from './tenant-role.js';
 import {
   E_ABORTED,
   E_CLUSTER_UNREACHABLE,
   E_FIELD_CONFLICT,
+  E_FORBIDDEN,
   E_KUBE_CONTEXT_NOT_FOUND,
   E_KUBECONFIG,
   E_NAMESPACE_TERMINATING,
@@ -51,11 +53,12 @@ import {
   fieldConflicts,
   toKubeError,
 } from './errors.js';
-import { appliedBy, emptyInventory, identityKey, inventoryObject, inventoryRef, normalizeRefs, ownedBy, parseInventory, sameInventory, type Inventory } from './inventory.js';
+import { appliedBy, emptyInventory, identityKey, INVENTORY_NAME, inventoryObject, inventoryRef, normalizeRefs, ownedBy, parseInventory, sameInventory, type Inventory } from './inventory.js';
 import { claimReadiness, ingressAddress, workloadReadiness, type Readiness } from './readiness.js';
 
 export { loadClustersFile, parseClusterMap, placementIssue, moveIssue, contextFor, type ClusterMap, type ClusterEntry } from './clusters.js';
 export { INVENTORY_NAME } from './inventory.js';
+export { subjectFromUserName, type TenantRole, type RbacSubject } from './tenant-role.js';
 
 export interface KubernetesProviderOptions {
   /** A ready KubeConfig (tests pass one). Otherwise `kubeconfigPath`, else KUBECONFIG / ~/.kube/config / in-cluster. */
@@ -81,12 +84,22 @@ export interface KubernetesProviderOptions {
   /** Per API request (default 30 s); longer counts as an unreachable cluster. */
   requestTimeoutMs?: number;
   randomBytes?: (n: number) => Buffer;
+  /**
+   * Namespaced access granted per tenant namespace (tenant-role.ts): tenantd binds this ClusterRole
+   * to itself in each tenant namespace it owns before working in it. Unset: its identity is expected
+   * to have the access already (a cluster-wide binding, an admin kubeconfig).
+   */
+  tenantRole?: TenantRole;
+  /** How long to wait for a new tenant RoleBinding to be honoured by the authorizer (default 30 s). */
+  tenantRoleTimeoutMs?: number;
 }
 
 /** Bytes of randomness per generated value (32 base64url characters), as in the render provider. */
 export const GENERATED_SECRET_BYTES = 24;
 /** Field manager suffix for generated secret values. */
 export const SECRETS_MANAGER_SUFFIX = '-secrets';
+/** A tenant RoleBinding the authorizer does not honour yet (RBAC caches catch up within seconds). */
+export const E_TENANT_ROLE_PENDING = 'E_TENANT_ROLE_PENDING';
 
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet']);
 const NAMESPACE_REF = (name: string): KubeObjectRef => ({ apiVersion: 'v1', kind: 'Namespace', name });
@@ -257,7 +270,20 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     try {
       const s = new Session(ctx, tenantId, client, served, link.signal);
       s.checkAbort();
-      return await step(s);
+      const access = await ensureAccess(s);
+      try {
+        return await step(s);
+      } catch (err: unknown) {
+        if (!(err instanceof TenantdError) || err.code !== E_FORBIDDEN) throw err;
+        if (access === 'foreign') throw foreignNamespace(s, err);
+        // Access this process granted itself earlier is gone (someone deleted the RoleBinding):
+        // bind it again and run the step once more; steps are idempotent.
+        if (access !== 'cached') throw err;
+        accessGranted.delete(accessKey(s));
+        const again = new Session(ctx, tenantId, client, served, link.signal);
+        await ensureAccess(again);
+        return await step(again);
+      }
     } finally {
       link.dispose();
     }
@@ -266,6 +292,61 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   function requireDesired(ctx: ProviderContext, phaseName: string): RenderedTenant {
     if (!ctx.desired) throw stalled('E_NO_DESIRED_STATE', `${phaseName} needs the tenant's rendered objects; a deprovision runs destroy instead`, { tenantId: ctx.tenantId });
     return ctx.desired;
+  }
+
+  // --- per-namespace access (opts.tenantRole) -------------------------------------------------
+
+  /** Namespaces (per context) whose RoleBinding this process applied and saw honoured, by uid. */
+  const accessGranted = new Map<string, string>();
+  const accessKey = (s: Session): string => `${s.client.context}\0${s.namespace}`;
+  const tenantRoleTimeoutMs = opts.tenantRoleTimeoutMs ?? 30_000;
+
+  /**
+   * Makes sure tenantd may work inside the tenant namespace: binds opts.tenantRole there (once per
+   * namespace uid and process) and waits until the authorizer honours it. `known`: the namespace as
+   * just read or applied; undefined reads it unless this process already granted itself access.
+   * A namespace that is absent, terminating or not tenantd's (`foreign`) is left alone. `cached`:
+   * granted earlier by this process and not checked again now.
+   */
+  async function ensureAccess(s: Session, known?: LiveObject | null): Promise<'none' | 'cached' | 'granted' | 'foreign'> {
+    const role = opts.tenantRole;
+    if (!role) return 'none';
+    const key = accessKey(s);
+    if (known === undefined && accessGranted.has(key)) return 'cached';
+    const ns = known !== undefined ? known : await s.get(NAMESPACE_REF(s.namespace));
+    if (!ns || ns.metadata.deletionTimestamp) return 'none';
+    if (!(ownedBy(ns, s.tenantId) || appliedBy(ns, fieldManager))) return 'foreign';
+    const uid = ns.metadata.uid ?? '';
+    if (accessGranted.get(key) === uid) return 'cached';
+    const binding = tenantRoleBinding(role, s.namespace, s.tenantId);
+    const ref = tenantRoleBindingRef(role, s.namespace);
+    await s.call('bind the tenant role', ref, (sig) => s.client.apply(binding, ref, { fieldManager, force: true }, sig));
+    const deadline = now().getTime() + tenantRoleTimeoutMs;
+    const probe = { verb: 'patch', resource: 'configmaps', namespace: s.namespace, name: INVENTORY_NAME };
+    while (!(await s.call('review access', ref, (sig) => s.client.accessAllowed(probe, sig)))) {
+      const left = deadline - now().getTime();
+      if (left <= 0) {
+        throw retryable(E_TENANT_ROLE_PENDING, `RoleBinding ${s.namespace}/${role.clusterRole} is applied but ${s.client.description} does not let tenantd work in ${s.namespace} yet; retrying later`, {
+          tenantId: s.tenantId,
+          ref: refKey(ref),
+        });
+      }
+      await sleep(Math.min(pollIntervalMs, left), s.signal);
+      s.checkAbort();
+    }
+    accessGranted.set(key, uid);
+    return 'granted';
+  }
+
+  /** Forbidden inside a namespace tenantd did not create: it never binds itself there, so say that. */
+  function foreignNamespace(s: Session, cause: TenantdError): TenantdError {
+    const ref = refKey(NAMESPACE_REF(s.namespace));
+    return stalled(
+      E_NOT_OWNED,
+      `${ref} already exists and was not created by tenantd for tenant ${s.tenantId}; tenantd binds its tenant role only in namespaces it created, so it cannot work in this one. Delete or rename it, or label it (app.kubernetes.io/managed-by=tenantd, tenantd.io/tenant-id=${s.tenantId}) to hand it over`,
+      { tenantId: s.tenantId, ref, cause: cause.code },
+      cause,
+    );
   }
 
   // --- inventory ------------------------------------------------------------------------------
@@ -463,8 +544,10 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     const nsLive = namespaces.length > 0 ? await s.get(NAMESPACE_REF(s.namespace)) : undefined;
     const current = nsLive === null || nsLive?.metadata.deletionTimestamp ? { inv: emptyInventory(), exists: false } : await readInventory(s);
     for (const ns of namespaces) {
-      const { outcome } = await applyObject(s, ns, { force, known: ns.metadata.name === s.namespace ? (nsLive ?? null) : undefined });
+      const { outcome, after } = await applyObject(s, ns, { force, known: ns.metadata.name === s.namespace ? (nsLive ?? null) : undefined });
       record(refKey(objectRef(ns)), outcome);
+      // A namespace this pass created (or re-created) needs its RoleBinding before anything goes in.
+      if (ns.metadata.name === s.namespace) await ensureAccess(s, after);
     }
 
     // Record the intent before creating anything, so a crash never leaves an object unlisted.
@@ -754,6 +837,14 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     const nsLive = await s.get(nsRef);
     if (!nsLive) {
       return { summary: `destroy: namespace ${s.namespace} does not exist on ${s.client.context}; nothing to delete`, details: { cluster: s.client.context, deleted: [], skipped: [] } };
+    }
+    if (opts.tenantRole && nsLive.metadata.deletionTimestamp) {
+      // Its RoleBinding may already be gone with the rest; the namespace controller finishes the job.
+      return { summary: `destroy: namespace ${s.namespace} is already being deleted on ${s.client.context}`, details: { cluster: s.client.context, deleted: [], skipped: [], namespace: 'deleting' } };
+    }
+    if (opts.tenantRole && !ownedBy(nsLive, s.tenantId) && !appliedBy(nsLive, fieldManager)) {
+      // tenantd never bound itself into a namespace it did not create, so nothing in it is tenantd's.
+      return { summary: `destroy: namespace ${s.namespace} was not created by tenantd; nothing to delete`, details: { cluster: s.client.context, deleted: [], skipped: [], namespace: 'kept' } };
     }
     const { inv } = await readInventory(s);
     const deleted: string[] = [];

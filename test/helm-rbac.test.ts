@@ -214,8 +214,10 @@ t.test('the chart on a real cluster: valid objects, least RBAC for the ServiceAc
   t.equal(await status(), 'ACTIVE', 'still ACTIVE');
   t.notMatch(daemon.output(), /E_FORBIDDEN/, 'no Forbidden reached the tenant');
 
-  // A removed tenant is deprovisioned with the same rights, until its namespace is gone.
-  await commitFiles(repo, { [`tenants/${tenant}.yaml`]: null }, `remove ${tenant}`);
+  // A removed tenant is deprovisioned with the same rights, until its namespace is gone. It is the
+  // only tenant, so tenants/ ends up empty: the mass-deletion breaker holds that unless the commit
+  // approves it (see Deletion safety in the README).
+  await commitFiles(repo, { [`tenants/${tenant}.yaml`]: null }, `remove ${tenant}\n\nTenantd-Approve-Deletions: 1`);
   await until('DEPROVISIONED');
   t.equal(await target.get({ apiVersion: 'v1', kind: 'Namespace', name: ns }), null, 'its namespace is gone');
   t.notMatch(daemon.output(), /E_FORBIDDEN/, 'no request was forbidden');

@@ -39,6 +39,8 @@ export interface DeletionGuardDeps {
   git: { compare(base: string, head: string, opts?: { limit?: number }): Promise<Comparison> };
   publisher: ReconciliationEventPublisher;
   now: () => Date;
+  /** Asked before the decision is written; throws to refuse it (a replica without the leader lease). */
+  fence?: (what: string) => void;
 }
 
 /** Commits scanned for approval trailers in one change. */
@@ -53,22 +55,12 @@ export class DeletionGuard {
 
   static async open(deps: DeletionGuardDeps): Promise<DeletionGuard> {
     const file = path.join(deps.dataDir, GUARD_FILE);
-    let state = emptyGuardState();
-    let text: string | null = null;
-    try {
-      text = await fsp.readFile(file, 'utf8');
-    } catch (err: unknown) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (text !== null) {
-      try {
-        state = { ...emptyGuardState(), ...(JSON.parse(text) as Partial<GuardState>) };
-      } catch {
-        // A hold must never be forgotten silently: refuse to start rather than deprovision.
-        throw stalled('E_GUARD_STATE', `${file} is not valid JSON: fix or remove it (removing it forgets any deletion hold)`, { file });
-      }
-    }
-    return new DeletionGuard(deps, state, file);
+    return new DeletionGuard(deps, await readGuardState(file), file);
+  }
+
+  /** Read the decision again (another replica, the leader before this one, may have written it). */
+  async reload(): Promise<void> {
+    this.state = await readGuardState(this.file);
   }
 
   /** The last head acted on (persisted): a branch missing now had history. */
@@ -155,6 +147,7 @@ export class DeletionGuard {
   /** Durable before anything acts on it: temp file, fsync, rename, fsync of the directory. */
   private async save(next: GuardState): Promise<void> {
     if (JSON.stringify(next) === JSON.stringify(this.state)) return;
+    this.deps.fence?.(`the deletion guard's decision to ${this.file}`);
     const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       const fh = await fsp.open(tmp, 'w', 0o600);
@@ -177,4 +170,23 @@ export class DeletionGuard {
     }
     this.state = next;
   }
+}
+
+async function readGuardState(file: string): Promise<GuardState> {
+  let state = emptyGuardState();
+  let text: string | null = null;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err: unknown) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (text !== null) {
+    try {
+      state = { ...emptyGuardState(), ...(JSON.parse(text) as Partial<GuardState>) };
+    } catch {
+      // A hold must never be forgotten silently: refuse to start rather than deprovision.
+      throw stalled('E_GUARD_STATE', `${file} is not valid JSON: fix or remove it (removing it forgets any deletion hold)`, { file });
+    }
+  }
+  return state;
 }

@@ -98,6 +98,12 @@ export class TenantQueue {
     this.retries.clear();
   }
 
+  /** Start jobs again after pause() (a replica that leads again). */
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
+
   /** Resolves when running jobs are done. */
   async drain(): Promise<void> {
     while (this.running.size > 0) {

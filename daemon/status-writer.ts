@@ -135,10 +135,16 @@ export class StatusWriter {
     return this.run(() => [...this.dirty]);
   }
 
-  /** Stop scheduling commits (shutdown: the daemon flushes once more itself). */
+  /** Stop scheduling commits (shutdown: the daemon flushes once more itself; a leader stepping down). */
   close(): void {
     this.closed = true;
     this.cancelTimer();
+  }
+
+  /** Schedule commits again after close() (a replica that leads again). */
+  reopen(): void {
+    this.closed = false;
+    if (this.dirty.size > 0) this.schedule(this.earliestNext());
   }
 
   private earliestNext(): number {

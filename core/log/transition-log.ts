@@ -32,6 +32,16 @@ export interface TransitionLogOptions {
   durable?: boolean;
   /** The file system (tests pass one whose writes fail, or that forgets unsynced writes). */
   fs?: DurableFs;
+  /**
+   * Asked before every write; throws to refuse it (a replica that does not hold the leader lease).
+   * Nothing of a refused batch reaches the file.
+   */
+  fence?: (what: string) => void;
+  /**
+   * Another process writes this log (a standby following its leader): do not cut a torn-looking
+   * tail at open — it may be a line being written. `catchUp` reads what was appended since.
+   */
+  follow?: boolean;
 }
 
 interface Span {
@@ -62,15 +72,16 @@ export class TransitionLog {
     private readonly handle: DurableFile,
     private readonly durable: boolean,
     readonly path: string,
+    private readonly fence: ((what: string) => void) | undefined,
   ) {}
 
   static async open(opts: TransitionLogOptions): Promise<TransitionLog> {
     const fs = opts.fs ?? nodeDurableFs;
     const handle = await fs.open(opts.path, 'a+');
-    const log = new TransitionLog(handle, opts.durable ?? true, opts.path);
+    const log = new TransitionLog(handle, opts.durable ?? true, opts.path, opts.fence);
     try {
-      await log.load();
-      if (log.durable) await fs.syncDir(path.dirname(opts.path));
+      await log.catchUp({ repair: !opts.follow });
+      if (log.durable && !opts.follow) await fs.syncDir(path.dirname(opts.path));
     } catch (err: unknown) {
       await handle.close();
       throw err;
@@ -78,13 +89,18 @@ export class TransitionLog {
     return log;
   }
 
-  /** Scan the file once to index offsets per tenant; cut a torn last line. */
-  private async load(): Promise<void> {
+  /**
+   * Index what the file holds past what is indexed already (all of it at open; what another
+   * process appended since, for a follower). With `repair`, a torn last line is cut — only when no
+   * one else writes the file (at open, or once this process has become the one writer).
+   */
+  async catchUp(opts: { repair: boolean }): Promise<void> {
+    if (this.writing) await this.writing;
     const { size } = await this.handle.stat();
-    const chunk = Buffer.alloc(1 << 20);
-    let fileOffset = 0;
+    const chunk = Buffer.alloc(Math.min(1 << 20, Math.max(1, size - this.size)));
+    let fileOffset = this.size;
     let carry = Buffer.alloc(0);
-    let goodEnd = 0;
+    let goodEnd = this.size;
     while (fileOffset < size) {
       const { bytesRead } = await this.handle.read(chunk, 0, chunk.length, fileOffset);
       if (bytesRead === 0) break;
@@ -111,7 +127,7 @@ export class TransitionLog {
       carry = Buffer.from(buf.subarray(lineStart));
       fileOffset += bytesRead;
     }
-    if (goodEnd < size) {
+    if (goodEnd < size && opts.repair) {
       // Torn tail from a crash mid-append: drop it so the file is valid JSON Lines again.
       await this.handle.truncate(goodEnd);
       await this.handle.datasync();
@@ -159,6 +175,7 @@ export class TransitionLog {
   }
 
   private async writeBatch(batch: PendingAppend[]): Promise<void> {
+    this.fence?.(`${batch.length} transition(s) to ${this.path}`);
     const buf = batch.length === 1 ? (batch[0] as PendingAppend).line : Buffer.concat(batch.map((p) => p.line));
     const offset = this.size;
     try {

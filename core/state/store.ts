@@ -80,6 +80,7 @@ export class TenantStateStore {
   private constructor(
     private readonly dir: string,
     private readonly fs: DurableFs,
+    private readonly fence: ((what: string) => void) | undefined,
   ) {
     this.syncDir = groupedDirSync(fs, dir);
   }
@@ -91,18 +92,40 @@ export class TenantStateStore {
    */
   readonly discarded: DiscardedRecord[] = [];
 
-  static async open(dataDir: string, opts: { fs?: DurableFs } = {}): Promise<TenantStateStore> {
+  /**
+   * `fence` is asked before every write and throws to refuse it (a replica that does not hold the
+   * leader lease); a refused put changes nothing, in memory or on disk. `follow`: another process
+   * writes this data dir (a standby under leader election), so open only reads — an unreadable
+   * record is skipped, not moved aside; the one writer does that (`reload({ repair: true })`).
+   */
+  static async open(dataDir: string, opts: { fs?: DurableFs; fence?: (what: string) => void; follow?: boolean } = {}): Promise<TenantStateStore> {
     const fs = opts.fs ?? nodeDurableFs;
     const dir = path.join(dataDir, 'state', 'tenants');
     await fs.mkdirp(dir);
     // The directories themselves must survive a power cut, or every record in them is lost.
     await fs.syncDir(path.dirname(dir));
     await fs.syncDir(dataDir);
-    const store = new TenantStateStore(dir, fs);
-    const names = (await fs.readdir(dir)).filter((n) => n.endsWith('.json')).sort();
+    const store = new TenantStateStore(dir, fs, opts.fence);
+    await store.load(!opts.follow);
+    return store;
+  }
+
+  /**
+   * Read the documents another process wrote since (a standby following its leader, or a new
+   * leader taking over from one). Every document is read again: a few hundred small reads, and no
+   * reliance on mtimes a shared volume may not keep. With `repair` (only the one writer), an
+   * unreadable record is moved aside as at open.
+   */
+  async reload(opts: { repair: boolean }): Promise<void> {
+    await this.flush();
+    await this.load(opts.repair);
+  }
+
+  private async load(repair: boolean): Promise<void> {
+    const names = (await this.fs.readdir(this.dir)).filter((n) => n.endsWith('.json')).sort();
     for (const name of names) {
       const tenantId = name.slice(0, -'.json'.length);
-      const db = store.db(tenantId);
+      const db = this.db(tenantId);
       let problem: string | null;
       let record: TenantRecord | null = null;
       try {
@@ -113,16 +136,18 @@ export class TenantStateStore {
         problem = err instanceof Error ? err.message : String(err);
       }
       if (record) {
-        store.records.set(tenantId, record);
+        this.records.set(tenantId, record);
         continue;
       }
       db.data = null;
-      const file = path.join(dir, name);
+      // A follower leaves it for the writer (it may also be a file the writer is replacing).
+      if (!repair) continue;
+      this.records.delete(tenantId);
+      const file = path.join(this.dir, name);
       const movedTo = `${file}.corrupt-${Date.now()}`;
-      await fs.rename(file, movedTo);
-      store.discarded.push({ tenantId, file, movedTo, message: problem ?? 'unreadable' });
+      await this.fs.rename(file, movedTo);
+      this.discarded.push({ tenantId, file, movedTo, message: problem ?? 'unreadable' });
     }
-    return store;
   }
 
   private db(tenantId: string): Low<TenantRecord | null> {
@@ -157,10 +182,18 @@ export class TenantStateStore {
    */
   put(record: TenantRecord): Promise<void> {
     const id = record.tenantId;
+    const what = `the record of ${id}`;
+    try {
+      this.fence?.(what);
+    } catch (err: unknown) {
+      return Promise.reject(err);
+    }
     this.records.set(id, record);
     const db = this.db(id);
     const prev = this.writes.get(id) ?? Promise.resolve();
     const next = prev.then(async () => {
+      // Asked again: this write may have waited behind others past the end of the lease.
+      this.fence?.(what);
       db.data = record;
       try {
         await db.write();

@@ -52,6 +52,8 @@ export interface ApiDeps {
   idempotency: IdempotencyStore;
   /** Readiness: the repository (and provider backend) can be reached. */
   ready: () => boolean | Promise<boolean>;
+  /** Under leader election: this replica's role, shown by /readyz. */
+  role?: () => { role: 'leader' | 'standby'; identity: string; leader: string | null };
   /** Why the repository cannot be acted on (tracked branch gone, invalid layout): shown by /readyz. */
   problem?: () => { code: string; message: string } | null;
   webhooks?: WebhookHandler;
@@ -149,7 +151,8 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     const ok = await deps.ready();
     const problem = deps.problem?.() ?? null;
     ctx.status = ok ? 200 : 503;
-    ctx.body = { ready: ok, ...(problem ? { problem: { code: problem.code, message: problem.message } } : {}) };
+    const role = deps.role?.();
+    ctx.body = { ready: ok, ...(role ? { role } : {}), ...(problem ? { problem: { code: problem.code, message: problem.message } } : {}) };
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.contentType;

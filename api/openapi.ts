@@ -162,6 +162,12 @@ function apiSchemas(files: Components): Components {
       required: ['ready'],
       properties: {
         ready: { type: 'boolean' },
+        role: {
+          type: 'object',
+          description: 'Under leader election (`--leader-elect`): whether this replica leads (reconciles and writes) or stands by (serves reads, forwards writes to `leader`)',
+          required: ['role', 'identity', 'leader'],
+          properties: { role: { enum: ['leader', 'standby'] }, identity: { type: 'string' }, leader: { type: ['string', 'null'], description: 'The holder of the Lease as this replica last saw it' } },
+        },
         problem: { type: 'object', description: 'Why the repository cannot be acted on: the tracked branch is gone (E_GIT_BRANCH_MISSING), tenants/ is not a directory (E_REPO_LAYOUT), …', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
       },
     },

@@ -52,6 +52,9 @@ const STATUS_BY_CODE: Readonly<Record<string, [number, string]>> = {
   E_IDEMPOTENCY_MISMATCH: [422, 'Idempotency-Key reused with a different request'],
   E_TOO_MANY_STREAMS: [429, 'Too many event streams'],
   E_NOT_READY: [503, 'Not ready'],
+  E_NOT_LEADER: [503, 'This replica does not lead'],
+  E_NO_LEADER: [503, 'No leader'],
+  E_LEADER_UNREACHABLE: [502, 'The leader cannot be reached'],
 };
 
 export function httpStatusOf(err: TenantdError): number {

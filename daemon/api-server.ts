@@ -8,6 +8,7 @@ import { createMetrics } from '../api/metrics.js';
 import { TenantInfrastructureService } from '../api/service.js';
 import { EventStreamHub, type EventStreamOptions } from '../api/sse.js';
 import type { TenantdDaemon } from './daemon.js';
+import { forwardingHandler } from './forward-writes.js';
 
 export interface ApiServerOptions {
   host: string;
@@ -19,6 +20,8 @@ export interface ApiServerOptions {
   /** Bounds of the event stream (clients per token, bytes per client). */
   events?: EventStreamOptions;
   logError?: (requestId: string, err: unknown) => void;
+  /** Under leader election: this replica's identity and the leader it sees (a standby forwards writes there). */
+  replica?: { identity: string; leader: () => { identity: string; url: string | null } | null };
 }
 
 export interface ApiServer {
@@ -52,6 +55,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     statuses: () => daemon.store.all().map((r) => r.status),
     deletionHold: () => daemon.deletions.hold,
   });
+  const replica = opts.replica;
   const secrets = opts.webhookSecrets ?? [];
   let webhooks: WebhookHandler<WebhookDelivery> | undefined;
   if (secrets.length > 0) {
@@ -77,12 +81,16 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     metrics,
     idempotency: await IdempotencyStore.open(daemon.config.dataDir),
     ready: () => daemon.isReady(),
+    ...(replica ? { role: () => replicaRole(daemon, replica) } : {}),
     problem: () => daemon.problem,
     ...(webhooks ? { webhooks } : {}),
     ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.logError ? { logError: opts.logError } : {}),
   });
-  const server = http.createServer(app.callback());
+  const local = app.callback();
+  const server = http.createServer(
+    replica ? forwardingHandler({ identity: replica.identity, standby: () => daemon.roleName === 'standby', leader: replica.leader }, local) : local,
+  );
   // Slow or idle clients must not hold sockets forever; SSE streams disable their own timeout.
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
@@ -103,4 +111,8 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+function replicaRole(daemon: TenantdDaemon, replica: NonNullable<ApiServerOptions['replica']>): { role: 'leader' | 'standby'; identity: string; leader: string | null } {
+  return { role: daemon.roleName === 'leader' ? 'leader' : 'standby', identity: replica.identity, leader: replica.leader()?.identity ?? null };
 }

@@ -12,6 +12,7 @@ import { helpText, parseCommand, stringFlag, type CommandSpec, type FlagValues }
 import { defaultFormat, locationRoot, type OutputFormat } from './ci-output.js';
 import { DAEMON_COMMAND, daemonConfigFrom, type DaemonConfig } from './config.js';
 import { TenantdDaemon } from './daemon.js';
+import { openReplica } from './replica.js';
 import { applyHeapPolicy } from './heap-policy.js';
 import { displayRepo, logLine } from './log-line.js';
 import { initTenantsRepo } from './init-repo.js';
@@ -143,9 +144,10 @@ async function runCommand(command: string, values: FlagValues, positionals: stri
 
 async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
   applyHeapPolicy(io.env);
-  const daemon = await TenantdDaemon.open(config, { write: io.out });
-  const repo = config.repo ?? path.join(config.dataDir, 'tenants');
   const line = (level: LogLevel, msg: string, fields?: Record<string, unknown>): string => logLine(config.logFormat, level, msg, fields);
+  const replica = config.leaderElection ? await openReplica(config, config.leaderElection, (level, msg, fields) => io.out(line(level, msg, fields))) : null;
+  const daemon = await TenantdDaemon.open(config, { write: io.out, ...(replica ? { election: replica.deps } : {}) });
+  const repo = config.repo ?? path.join(config.dataDir, 'tenants');
   io.out(
     line('info', `watching ${displayRepo(repo)} (branch ${config.branch}) with the ${config.provider} provider; data in ${config.dataDir}`) +
       (config.repo === null ? line('info', `embedded repository: edit ${path.join(repo, 'tenants')}/*.yaml and commit with git; status lands in status/`) : ''),
@@ -158,6 +160,7 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
       auth: await createDaemonAuthenticator(config, io, line),
       webhookSecrets: config.webhookSecrets,
       events: { maxStreamsPerPrincipal: config.sseMaxStreams },
+      ...(replica ? { replica: { identity: replica.identity, leader: () => replica.leader() } } : {}),
       logError: (requestId, err) => io.err(`${JSON.stringify({ level: 'error', msg: 'API request failed', requestId, error: err instanceof Error ? (err.stack ?? err.message) : String(err) })}\n`),
     });
   } catch (err: unknown) {
@@ -168,11 +171,19 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
     throw err;
   }
   io.out(line('info', `API on ${api.url} (webhooks ${config.webhookSecrets.length ? 'on' : 'off: set --webhook-secret'})`, { url: api.url }));
-  await daemon.start();
+  if (replica) {
+    // A standby until the Lease says otherwise: reads served, writes forwarded to the leader.
+    await daemon.startStandby();
+    replica.run(daemon);
+  } else {
+    await daemon.start();
+  }
   const signal = await io.stopSignal;
   io.out(line('info', `${signal} received, finishing the current checkpoint`));
   await api.close();
   await daemon.stop();
+  // Given up only now, so no other replica writes while this one finishes its checkpoint.
+  await replica?.stop();
   io.out(line('info', 'stopped'));
   return 0;
 }

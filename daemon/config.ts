@@ -1,9 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import cron from 'node-cron';
 import { TenantdError } from '../core/errors.js';
 import { TIERS, type Tier } from '../core/tenant/types.js';
 import type { BackoffPolicy } from '../core/backoff.js';
 import type { DeletionLimit } from '../core/deletion/guard.js';
+import { JITTER_FACTOR, timingProblems, type ElectionTiming } from '../core/leader/election.js';
 import { parseCommand, usageError, type CommandSpec, type FlagValues } from './args.js';
 
 export const PROVIDERS = ['render', 'kubernetes', 'pulumi'] as const;
@@ -47,6 +50,18 @@ export interface DaemonConfig {
     tenantRole: { clusterRole: string; subject: string } | null;
   };
   pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
+  /** `--leader-elect`: several replicas, one active, by a Lease; null = a single daemon (the default). */
+  leaderElection: LeaderElectionConfig | null;
+}
+
+export interface LeaderElectionConfig {
+  /** null: the pod's namespace (service account), else the kubeconfig context's, else `default`. */
+  namespace: string | null;
+  name: string;
+  identity: string;
+  /** Where this replica's API is reached by the others (written into the Lease while it leads). */
+  advertiseUrl: string;
+  timing: ElectionTiming;
 }
 
 /** Each flag, its environment variable and how to read it. One table so help text and parsing agree. */
@@ -89,6 +104,14 @@ const FLAGS = {
   'insecure-no-auth': { env: 'TENANTD_INSECURE_NO_AUTH', help: 'serve the API without authentication (never in production)', boolean: true },
   'sse-max-streams': { env: 'TENANTD_SSE_MAX_STREAMS', help: 'event streams one API token may hold open at once; more get 429 (default 16)' },
   'webhook-secret': { env: 'TENANTD_WEBHOOK_SECRET', help: 'secret for git webhook signatures; comma-separated while rotating; unset = webhooks off' },
+  'leader-elect': { env: 'TENANTD_LEADER_ELECT', help: 'run as one of several replicas: only the holder of a Lease reconciles and writes (off by default)', boolean: true },
+  'leader-elect-lease-namespace': { env: 'TENANTD_LEADER_ELECT_LEASE_NAMESPACE', help: "namespace of the Lease (default: the pod's, else the kubeconfig context's, else default)" },
+  'leader-elect-lease-name': { env: 'TENANTD_LEADER_ELECT_LEASE_NAME', help: 'name of the Lease (default tenantd)' },
+  'leader-elect-identity': { env: 'TENANTD_LEADER_ELECT_IDENTITY', help: 'this replica\'s holder identity (default <hostname>_<random uuid>)' },
+  'leader-elect-lease-duration': { env: 'TENANTD_LEADER_ELECT_LEASE_DURATION', help: 'seconds a standby waits before taking over an unrenewed lease (default 15)' },
+  'leader-elect-renew-deadline': { env: 'TENANTD_LEADER_ELECT_RENEW_DEADLINE', help: 'seconds the leader keeps trying to renew before it stops writing (default 10)' },
+  'leader-elect-retry-period': { env: 'TENANTD_LEADER_ELECT_RETRY_PERIOD', help: 'seconds between attempts to acquire or renew (default 2)' },
+  'advertise-url': { env: 'TENANTD_ADVERTISE_URL', help: 'URL at which the other replicas reach this one\'s API (default http://<first non-loopback IPv4>:<port>)' },
 } as const satisfies Record<string, { env: string; help: string; boolean?: true }>;
 type FlagName = keyof typeof FLAGS;
 
@@ -170,7 +193,7 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
   const retryBase = intIn('retry-base', get('retry-base') ?? '5', 1, 3600);
   const retryCap = intIn('retry-cap', get('retry-cap') ?? '300', 1, 86_400);
   if (retryCap < retryBase) throw bad('retry-cap', String(retryCap), 'must not be smaller than --retry-base');
-  const flag = (name: 'insecure-no-auth' | 'jwt-allow-no-exp'): boolean => {
+  const flag = (name: FlagName): boolean => {
     const v = get(name) ?? 'false';
     if (!['true', 'false', '1', '0'].includes(v)) throw bad(name, v, 'must be true or false');
     return v === 'true' || v === '1';
@@ -183,12 +206,15 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
   }
   if (tenantRole !== null && !/^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$/.test(tenantRole)) throw bad('tenant-role', tenantRole, 'is not a ClusterRole name');
   if (tenantRoleSubject !== null && tenantRoleSubject.trim() === '') throw bad('tenant-role-subject', tenantRoleSubject, 'must name a user, e.g. system:serviceaccount:tenantd:tenantd');
+  const port = intIn('port', get('port') ?? '8089', 0, 65_535);
+  const host = get('host') ?? '0.0.0.0';
   const file = (flag: FlagName): string | null => {
     const v = get(flag);
     return v === undefined ? null : path.resolve(cwd, v);
   };
   return {
-    host: get('host') ?? '0.0.0.0',
+    host,
+    leaderElection: flag('leader-elect') ? leaderElectionConfig(get, host, port) : null,
     kube: {
       kubeconfig: file('kubeconfig'),
       context: get('kube-context') ?? null,
@@ -223,11 +249,56 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
     dataDir: path.resolve(cwd, get('data-dir') ?? '.tenantd'),
     provider: provider as ProviderName,
     poll: parsePoll(get('poll') ?? '30'),
-    port: intIn('port', get('port') ?? '8089', 0, 65_535),
+    port,
     concurrency: intIn('concurrency', get('concurrency') ?? '4', 1, 256),
     gitToken: get('git-token') ?? null,
     author: { name: get('author-name') ?? 'tenantd', email: get('author-email') ?? 'tenantd@localhost' },
     backoff: { baseMs: retryBase * 1000, capMs: retryCap * 1000 },
     logFormat,
   };
+}
+
+/** Seconds as a decimal number (`15`, `1.5`, `15s`), in milliseconds. */
+function secondsIn(field: FlagName, raw: string): number {
+  const v = raw.trim().replace(/s$/, '');
+  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0 || Number(v) > 3600) throw bad(field, raw, 'must be a number of seconds greater than 0 and at most 3600');
+  return Math.round(Number(v) * 1000);
+}
+
+function leaderElectionConfig(get: (flag: FlagName) => string | undefined, host: string, port: number): LeaderElectionConfig {
+  const timing: ElectionTiming = {
+    leaseDurationMs: secondsIn('leader-elect-lease-duration', get('leader-elect-lease-duration') ?? '15'),
+    renewDeadlineMs: secondsIn('leader-elect-renew-deadline', get('leader-elect-renew-deadline') ?? '10'),
+    retryPeriodMs: secondsIn('leader-elect-retry-period', get('leader-elect-retry-period') ?? '2'),
+  };
+  // client-go's NewLeaderElector rules (timingProblems), each reported on the flag to change.
+  if (timing.leaseDurationMs <= timing.renewDeadlineMs) {
+    throw bad('leader-elect-lease-duration', String(timing.leaseDurationMs / 1000), `must be greater than --leader-elect-renew-deadline (${timing.renewDeadlineMs / 1000} s)`);
+  }
+  if (timing.renewDeadlineMs <= JITTER_FACTOR * timing.retryPeriodMs) {
+    throw bad('leader-elect-renew-deadline', String(timing.renewDeadlineMs / 1000), `must be greater than ${JITTER_FACTOR} × --leader-elect-retry-period (${timing.retryPeriodMs / 1000} s)`);
+  }
+  const problems = timingProblems(timing);
+  if (problems.length > 0) throw bad('leader-elect-lease-duration', String(timing.leaseDurationMs / 1000), problems.join('; '));
+  const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+  const name = get('leader-elect-lease-name') ?? 'tenantd';
+  if (!dns1123.test(name) || name.length > 253) throw bad('leader-elect-lease-name', name, 'must be a DNS-1123 subdomain (a Lease name)');
+  const namespace = get('leader-elect-lease-namespace') ?? null;
+  if (namespace !== null && (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace) || namespace.length > 63)) {
+    throw bad('leader-elect-lease-namespace', namespace, 'must be a DNS-1123 label (a namespace name)');
+  }
+  const identity = get('leader-elect-identity') ?? `${os.hostname()}_${randomUUID()}`;
+  if (identity.length > 253 || /\s/.test(identity)) throw bad('leader-elect-identity', identity, 'must be at most 253 characters without spaces');
+  const advertised = get('advertise-url');
+  if (advertised !== undefined && !/^https?:\/\/[^/\s]+\/?$/i.test(advertised)) throw bad('advertise-url', advertised, 'must be an http(s) URL with no path, such as http://10.0.0.7:8089');
+  return { namespace, name, identity, advertiseUrl: (advertised ?? defaultAdvertiseUrl(host, port)).replace(/\/$/, ''), timing };
+}
+
+/** Where the others reach this replica: its listen address, or when that is every address, its first non-loopback IPv4 (a pod's IP). */
+function defaultAdvertiseUrl(host: string, port: number): string {
+  if (host !== '0.0.0.0' && host !== '::') return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const ipv4 = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal);
+  return `http://${ipv4?.address ?? '127.0.0.1'}:${port}`;
 }

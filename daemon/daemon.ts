@@ -18,8 +18,9 @@ import { createProvider } from './providers.js';
 import { TenantQueue } from './queue.js';
 import { DeletionGuard } from './deletion-guard.js';
 import { InfrastructureReconciler } from './reconciler.js';
-import { StatusWriter } from './status-writer.js';
+import { StatusWriter, type StatusCommitter } from './status-writer.js';
 import { realTimers, type Timers } from './timers.js';
+import { fencedCommit, fencedProvider, isFenced, type WriteFence } from './write-fence.js';
 
 export interface DaemonDeps {
   /** Overrides the provider named in the config (tests inject failing or slow providers). */
@@ -32,7 +33,16 @@ export interface DaemonDeps {
   write?: (line: string) => void;
   /** The file system of the records and the transition log (tests: failing writes, power cuts). */
   fs?: DurableFs;
+  /**
+   * Leader election (`--leader-elect`): the daemon opens as a standby that only reads the shared
+   * data dir, and writes only between `lead()` and `stepDown()`. `fence` is asked before every
+   * durable write and throws E_NOT_LEADER to refuse it; `lease` names the Lease in the data-dir lock.
+   */
+  election?: { fence: WriteFence; holdsLease(): boolean; lease: string; identity: string };
 }
+
+/** How often a standby reads what the leader wrote (records, log, branch head) for its read API. */
+const FOLLOW_MS = 2000;
 
 export interface PollResult {
   head: string | null;
@@ -54,6 +64,14 @@ export class TenantdDaemon {
   private repoProblem: TenantdError | null = null;
   /** Tenants of a change the deletion guard could not evaluate yet (retried on the next poll). */
   private readonly unevaluated = new Set<string>();
+  /** `single` without leader election; else `standby` until lead(), `leader` until stepDown(). */
+  private role: 'single' | 'standby' | 'leader';
+  private followTimer: NodeJS.Timeout | null = null;
+  private following: Promise<void> | null = null;
+  /** The next poll queues every tenant with work left, as after a restart (set when taking over). */
+  private rescan = false;
+  /** Role changes run one at a time, in order. */
+  private roleChange: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly config: DaemonConfig,
@@ -67,14 +85,19 @@ export class TenantdDaemon {
     readonly status: StatusWriter,
     readonly deletions: DeletionGuard,
     publisher: ReconciliationEventPublisher,
-    private readonly releaseLock: () => Promise<void>,
+    private releaseLock: () => Promise<void>,
+    private readonly election: DaemonDeps['election'],
   ) {
     this.publisher = publisher;
+    this.role = election ? 'standby' : 'single';
   }
 
   static async open(config: DaemonConfig, deps: DaemonDeps = {}): Promise<TenantdDaemon> {
     await fsp.mkdir(config.dataDir, { recursive: true });
-    const releaseLock = await acquireDataDirLock(config.dataDir);
+    const election = deps.election;
+    const fence = election?.fence;
+    // A standby takes the data dir only once it leads (lead()).
+    const releaseLock = election ? async () => undefined : await acquireDataDirLock(config.dataDir);
     try {
       const timers = deps.timers ?? realTimers;
       const now = deps.now ?? (() => new Date(timers.now()));
@@ -90,14 +113,22 @@ export class TenantdDaemon {
         ...(config.gitToken ? { token: config.gitToken } : {}),
         now,
       });
-      const store = await TenantStateStore.open(config.dataDir, deps.fs ? { fs: deps.fs } : {});
+      const store = await TenantStateStore.open(config.dataDir, { ...(deps.fs ? { fs: deps.fs } : {}), ...(fence ? { fence, follow: true } : {}) });
       for (const d of store.discarded) publisher.publish({ type: 'StateRecordDiscarded', ...d });
-      const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl'), ...(deps.fs ? { fs: deps.fs } : {}) });
-      const provider = deps.provider ?? (await createProvider(config));
+      const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl'), ...(deps.fs ? { fs: deps.fs } : {}), ...(fence ? { fence, follow: true } : {}) });
+      const chosen = deps.provider ?? (await createProvider(config));
+      const provider = fence ? fencedProvider(chosen, fence) : chosen;
+      const committer: StatusCommitter = fence
+        ? {
+            resolve: (ref) => git.resolve(ref),
+            listFiles: (commit, dir) => git.listFiles(commit, dir),
+            commitFiles: (req) => git.commitFiles(fencedCommit(req, fence, 'a status commit')),
+          }
+        : git;
       // The queue's worker needs the daemon it belongs to (for shutdown), which needs the queue.
       const self: { daemon?: TenantdDaemon } = {};
       const status = new StatusWriter({
-        git,
+        git: committer,
         store,
         publisher,
         author: config.author,
@@ -115,6 +146,7 @@ export class TenantdDaemon {
         git,
         publisher,
         now,
+        ...(fence ? { fence } : {}),
       });
       const reconciler = new InfrastructureReconciler({
         provider,
@@ -132,27 +164,36 @@ export class TenantdDaemon {
         config.concurrency,
         async (job, signal) => {
           const d = self.daemon as TenantdDaemon;
-          if (job.kind === 'drift') {
-            const drift = await reconciler.checkDrift(job.tenantId, signal);
-            return drift.retryAt ? { retryAt: drift.retryAt, retryTrigger: 'retry' } : undefined;
+          try {
+            if (job.kind === 'drift') {
+              const drift = await reconciler.checkDrift(job.tenantId, signal);
+              return drift.retryAt ? { retryAt: drift.retryAt, retryTrigger: 'retry' } : undefined;
+            }
+            const outcome = await reconciler.reconcile({
+              tenantId: job.tenantId,
+              desired: loader.get(job.tenantId),
+              commit: loader.commit ?? '',
+              trigger: job.trigger,
+              force: job.force,
+              signal,
+              // A replica whose lease ran out stops at the next checkpoint, as on shutdown.
+              shouldStop: () => d.stopping || (election !== undefined && !election.holdsLease()),
+            });
+            return outcome.kind === 'retry' ? { retryAt: outcome.at, retryTrigger: `retry:${outcome.attempt}` } : undefined;
+          } catch (err: unknown) {
+            // A write refused by the fence: the lease is gone and the next leader redoes this step.
+            if (isFenced(err)) return undefined;
+            throw err;
           }
-          const outcome = await reconciler.reconcile({
-            tenantId: job.tenantId,
-            desired: loader.get(job.tenantId),
-            commit: loader.commit ?? '',
-            trigger: job.trigger,
-            force: job.force,
-            signal,
-            shouldStop: () => d.stopping,
-          });
-          return outcome.kind === 'retry' ? { retryAt: outcome.at, retryTrigger: `retry:${outcome.attempt}` } : undefined;
         },
         timers,
         (err, job) => write(logLine(config.logFormat, 'error', `reconcile of ${job.tenantId} crashed: ${String(err)}`, { tenantId: job.tenantId })),
       );
-      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, deletions, publisher, releaseLock);
+      const daemon = new TenantdDaemon(config, git, store, log, loader, provider, reconciler, queue, status, deletions, publisher, releaseLock, election);
       self.daemon = daemon;
-      queue.onIdle(() => status.requestFlush());
+      queue.onIdle(() => {
+        if (daemon.writes) status.requestFlush();
+      });
       return daemon;
     } catch (err: unknown) {
       await releaseLock();
@@ -197,6 +238,114 @@ export class TenantdDaemon {
     return this.repoProblem;
   }
 
+  /** Whether this daemon may write now: always without leader election, else while it holds the lease. */
+  get writes(): boolean {
+    return this.role === 'single' || (this.role === 'leader' && (this.election?.holdsLease() ?? false));
+  }
+
+  /** `single` (no leader election), `leader` or `standby`: what /readyz and /metrics report. */
+  get roleName(): 'single' | 'standby' | 'leader' {
+    return this.role;
+  }
+
+  /**
+   * A standby (leader election): serve reads from what the leader writes to the shared data dir
+   * and the repository, read again every couple of seconds; write nothing, and take no lock.
+   */
+  async startStandby(): Promise<void> {
+    await this.follow();
+    this.followTimer = setInterval(() => void this.follow(), FOLLOW_MS);
+    this.followTimer.unref();
+  }
+
+  private follow(): Promise<void> {
+    this.following ??= (async () => {
+      try {
+        await this.store.reload({ repair: false });
+        await this.deletions.reload();
+        await this.log.catchUp({ repair: false });
+        // Read-only even for a remote repository: the leader fetches into the shared clone.
+        const head = await this.git.resolve(`refs/heads/${this.config.branch}`);
+        this.sourceReady = true;
+        if (head && head !== this.loader.commit) await this.loader.advance(head);
+      } catch (err: unknown) {
+        this.sourceReady = false;
+        const e = toTenantdError(err, 'E_FOLLOW');
+        this.publisher.publish({ type: 'SourceFailed', code: e.code, message: e.message });
+      } finally {
+        this.following = null;
+      }
+    })();
+    return this.following;
+  }
+
+  /**
+   * This replica now holds the lease: take the data dir, read everything the last leader wrote
+   * (cutting a log line it tore), and start as a daemon does after a restart — recover the log,
+   * queue every tenant with work left, resume each at its checkpoint.
+   */
+  lead(): Promise<void> {
+    return this.changeRole(async () => {
+      if (this.role !== 'standby' || this.stopping) return;
+      if (this.followTimer) clearInterval(this.followTimer);
+      this.followTimer = null;
+      if (this.following) await this.following;
+      this.releaseLock = await acquireDataDirLock(this.config.dataDir, process.pid, { lease: this.election?.lease ?? '', holder: this.election?.identity ?? '' });
+      try {
+        await this.store.reload({ repair: true });
+        for (const d of this.store.discarded.splice(0)) this.publisher.publish({ type: 'StateRecordDiscarded', ...d });
+        await this.deletions.reload();
+        await this.log.catchUp({ repair: true });
+      } catch (err: unknown) {
+        await this.releaseLock();
+        this.releaseLock = async () => undefined;
+        if (!this.stopping) await this.startStandby();
+        throw err;
+      }
+      this.role = 'leader';
+      this.rescan = true;
+      this.status.reopen();
+      this.queue.resume();
+      await this.start();
+    });
+  }
+
+  /**
+   * The lease is lost (or given up): the fence already refuses every write; stop the loop, abort
+   * what runs (each stops at its next checkpoint, writing nothing), let the data dir go and follow
+   * the next leader as a standby.
+   */
+  stepDown(): Promise<void> {
+    return this.changeRole(async () => {
+      if (this.role !== 'leader' || this.stopping) return;
+      this.role = 'standby';
+      this.stopTimers();
+      this.status.close();
+      this.queue.pause();
+      this.queue.abortAll();
+      if (this.polling) await this.polling.catch(() => undefined);
+      await this.queue.drain();
+      await this.store.flush().catch(() => undefined);
+      await this.releaseLock();
+      this.releaseLock = async () => undefined;
+      this.rescan = true;
+      if (!this.stopping) await this.startStandby();
+    });
+  }
+
+  private changeRole(fn: () => Promise<void>): Promise<void> {
+    const next = this.roleChange.then(fn);
+    this.roleChange = next.catch(() => undefined);
+    return next;
+  }
+
+  private stopTimers(): void {
+    this.pollTimer?.stop();
+    this.pollTimer = null;
+    for (const t of [this.driftTimer, this.gcTimer, this.followTimer]) if (t) clearInterval(t);
+    this.driftTimer = this.gcTimer = this.followTimer = null;
+  }
+
   /** /readyz: the repository answered the last poll, can be acted on, and the provider's backend can be reached. */
   async isReady(): Promise<boolean> {
     if (!this.sourceReady || this.repoProblem || this.stopping) return false;
@@ -226,7 +375,7 @@ export class TenantdDaemon {
   }
 
   private async pollOnce(trigger: string): Promise<PollResult> {
-    if (this.stopping) return { head: this.loader.commit, changed: [] };
+    if (this.stopping || !this.writes) return { head: this.loader.commit, changed: [] };
     let head: string | null;
     const started = Date.now();
     try {
@@ -246,13 +395,16 @@ export class TenantdDaemon {
     }
     this.sourceReady = true;
     // Tenants whose file could not be read are read again each poll, so a repaired object recovers.
-    if (!head || (head === this.loader.commit && this.unevaluated.size === 0 && this.loader.unreadable === 0)) {
+    if (!head || (head === this.loader.commit && !this.rescan && this.unevaluated.size === 0 && this.loader.unreadable === 0)) {
       this.repoProblem = null;
       this.publisher.publish({ type: 'SourceUnchanged', commit: head, durationMs: Date.now() - started });
       return { head, changed: [] };
     }
-    const startup = this.loader.commit === null;
-    const previous = known;
+    // Taking over from another leader counts as a restart: its work left is resumed, and the
+    // deletion guard compares against the last head a leader acted on, not the one a standby read.
+    const startup = this.loader.commit === null || this.rescan;
+    this.rescan = false;
+    const previous = startup ? this.deletions.lastHead : known;
     const skippedBefore = this.loader.skipped;
     let changes: DesiredChange[] = [];
     try {
@@ -268,6 +420,8 @@ export class TenantdDaemon {
       this.publisher.publish({ type: 'TenantFilesSkipped', commit: head, files: [...this.loader.skipped] });
     }
     const candidates = new Set([...this.unevaluated, ...changes.map((c) => c.tenantId)]);
+    // A standby read the head already: every tenant it holds may be new to the records.
+    if (startup) for (const d of this.loader.all()) candidates.add(d.tenantId);
     if (startup) {
       // After a restart: tenants whose record says work is unfinished, or whose file is gone.
       for (const id of this.store.ids()) candidates.add(id);
@@ -325,6 +479,7 @@ export class TenantdDaemon {
    * status shows it as `lastHandledReconcileAt` once a reconcile has handled it.
    */
   async requestReconcile(tenantId: string, trigger: string, requestedAt: string): Promise<void> {
+    this.election?.fence(`a reconcile request for ${tenantId}`);
     await this.reconciler.requestReconcile(tenantId, requestedAt);
     this.queue.enqueue(tenantId, trigger, { force: true });
   }
@@ -346,6 +501,7 @@ export class TenantdDaemon {
    * and packs none itself. Without a git executable it says so once and stops trying.
    */
   packRepository(): Promise<void> {
+    if (!this.writes) return Promise.resolve();
     this.packing ??= (async () => {
       try {
         const r = await gcAuto(this.git.gitdir);
@@ -379,16 +535,18 @@ export class TenantdDaemon {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.pollTimer?.stop();
+    await this.roleChange;
+    this.stopTimers();
     this.status.close();
-    if (this.driftTimer) clearInterval(this.driftTimer);
-    if (this.gcTimer) clearInterval(this.gcTimer);
+    if (this.following) await this.following;
     if (this.packing) await this.packing;
     this.queue.pause();
     if (this.polling) await this.polling.catch(() => undefined);
     await this.queue.drain();
-    await this.store.flush();
-    await this.status.flush();
+    await this.store.flush().catch((err: unknown) => {
+      if (!isFenced(err)) throw err;
+    });
+    if (this.writes) await this.status.flush();
     await this.provider.close?.();
     await this.log.close();
     await this.git.close();

@@ -64,3 +64,34 @@ t.test('--tenant-role and --tenant-role-subject (the chart sets both): who tenan
   t.same(subjectFromUserName('alice@example.com'), { kind: 'User', name: 'alice@example.com' }, 'any other name is a User');
   t.same(subjectFromUserName('system:serviceaccount:Bad_NS:x'), { kind: 'User', name: 'system:serviceaccount:Bad_NS:x' }, 'not a valid ServiceAccount name: taken as it is');
 });
+
+t.test('--leader-elect: off by default; Lease, identity and client-go durations from flags or env; bad values are E_CONFIG', async (t) => {
+  t.equal(parseDaemonConfig([], {}, '/').leaderElection, null, 'a single daemon unless asked');
+  const d = parseDaemonConfig(['--leader-elect', '--port', '9000', '--host', '10.0.0.7'], {}, '/').leaderElection;
+  t.same(d?.timing, { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 }, "client-go's defaults");
+  t.equal(d?.name, 'tenantd');
+  t.equal(d?.namespace, null, "the pod's namespace, resolved at start");
+  t.match(d?.identity, /^.+_[0-9a-f-]{36}$/, 'hostname_uuid, unique per process');
+  t.equal(d?.advertiseUrl, 'http://10.0.0.7:9000');
+  const c = parseDaemonConfig(
+    ['--leader-elect-lease-name', 'tenantd-prod', '--leader-elect-lease-duration', '6', '--leader-elect-renew-deadline', '4s', '--leader-elect-retry-period', '0.5', '--advertise-url', 'http://tenantd-0.tenantd:8089/'],
+    { TENANTD_LEADER_ELECT: 'true', TENANTD_LEADER_ELECT_LEASE_NAMESPACE: 'ops', TENANTD_LEADER_ELECT_IDENTITY: 'tenantd-0' },
+    '/',
+  ).leaderElection;
+  t.same(c, { name: 'tenantd-prod', namespace: 'ops', identity: 'tenantd-0', advertiseUrl: 'http://tenantd-0.tenantd:8089', timing: { leaseDurationMs: 6_000, renewDeadlineMs: 4_000, retryPeriodMs: 500 } });
+  const cases: Array<[string[], Record<string, string>, string]> = [
+    [[], { TENANTD_LEADER_ELECT: 'yes' }, 'leader-elect'],
+    [['--leader-elect', '--leader-elect-lease-duration', '0'], {}, 'leader-elect-lease-duration'],
+    [['--leader-elect', '--leader-elect-lease-duration', 'soon'], {}, 'leader-elect-lease-duration'],
+    [['--leader-elect', '--leader-elect-lease-duration', '10', '--leader-elect-renew-deadline', '10'], {}, 'leader-elect-lease-duration'],
+    [['--leader-elect', '--leader-elect-renew-deadline', '2', '--leader-elect-retry-period', '2'], {}, 'leader-elect-renew-deadline'],
+    [['--leader-elect', '--leader-elect-retry-period=-1'], {}, 'leader-elect-retry-period'],
+    [['--leader-elect', '--leader-elect-lease-name', 'Tenantd_Lease'], {}, 'leader-elect-lease-name'],
+    [['--leader-elect', '--leader-elect-lease-namespace', 'a.b'], {}, 'leader-elect-lease-namespace'],
+    [['--leader-elect', '--leader-elect-identity', 'two words'], {}, 'leader-elect-identity'],
+    [['--leader-elect', '--advertise-url', 'tenantd-0:8089'], {}, 'advertise-url'],
+  ];
+  for (const [argv, env, field] of cases) {
+    t.throws(() => parseDaemonConfig(argv, env, '/'), { code: 'E_CONFIG', data: { field } }, `${argv.join(' ')} ${JSON.stringify(env)}`);
+  }
+});

@@ -343,6 +343,29 @@ export class KubeClient {
     });
   }
 
+  /** Creates an object (POST to its collection); an existing one is a KubeApiError 409 (AlreadyExists). */
+  async create(obj: object, ref: KubeObjectRef, signal: AbortSignal): Promise<LiveObject> {
+    return this.run(signal, async (s) => {
+      const path = await this.api.rawPath(ref, 'create');
+      const { body } = await this.api.rawRequest(HttpMethod.POST, path, { body: JSON.stringify(obj), signal: s });
+      if (!isLiveObject(body)) throw new KubeApiError(500, { message: 'the server answered a create without an object' });
+      return body;
+    });
+  }
+
+  /**
+   * Replaces an object (PUT). Optimistic: the server refuses it with a KubeApiError 409 (Conflict)
+   * unless the object's `metadata.resourceVersion` is still the current one.
+   */
+  async replace(obj: object, ref: KubeObjectRef, signal: AbortSignal): Promise<LiveObject> {
+    return this.run(signal, async (s) => {
+      const path = await this.api.rawPath(ref, 'patch');
+      const { body } = await this.api.rawRequest(HttpMethod.PUT, path, { body: JSON.stringify(obj), signal: s });
+      if (!isLiveObject(body)) throw new KubeApiError(500, { message: 'the server answered a replace without an object' });
+      return body;
+    });
+  }
+
   /** Every object of a kind in a namespace matching a label selector (all pages). */
   async list(apiVersion: string, kind: string, namespace: string | undefined, labelSelector: string, signal: AbortSignal): Promise<LiveObject[]> {
     return this.run(signal, async (s) => {

@@ -16,6 +16,10 @@ export const FORWARDED_BY = 'x-tenantd-forwarded-by';
 export const ANSWERED_BY = 'x-tenantd-leader';
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, never the forwarded message. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+const endToEnd = (headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders => Object.fromEntries(Object.entries(headers).filter(([k]) => !HOP_BY_HOP.has(k)));
 
 export interface ForwardingOptions {
   /** This replica's holder identity. */
@@ -47,10 +51,10 @@ export function forwardingHandler(opts: ForwardingOptions, local: http.RequestLi
 
 function forward(req: http.IncomingMessage, res: http.ServerResponse, leader: { identity: string; url: string }, identity: string): void {
   const target = new URL(req.url ?? '/', leader.url);
-  const headers: http.OutgoingHttpHeaders = { ...req.headers, host: target.host, [FORWARDED_BY]: identity };
+  const headers: http.OutgoingHttpHeaders = { ...endToEnd(req.headers), host: target.host, [FORWARDED_BY]: identity };
   const streaming = mustForward(req) && READ_METHODS.has(req.method ?? 'GET');
   const upstream = http.request(target, { method: req.method, headers, ...(streaming ? {} : { timeout: 30_000 }) }, (answer) => {
-    res.writeHead(answer.statusCode ?? 502, { ...answer.headers, [ANSWERED_BY]: leader.identity });
+    res.writeHead(answer.statusCode ?? 502, { ...endToEnd(answer.headers), [ANSWERED_BY]: leader.identity });
     answer.pipe(res);
   });
   upstream.on('timeout', () => upstream.destroy(new Error('no answer within 30 s')));

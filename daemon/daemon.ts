@@ -182,8 +182,9 @@ export class TenantdDaemon {
             return outcome.kind === 'retry' ? { retryAt: outcome.at, retryTrigger: `retry:${outcome.attempt}` } : undefined;
           } catch (err: unknown) {
             // A write refused by the fence: the lease is gone and the next leader redoes this step.
-            if (isFenced(err)) return undefined;
-            throw err;
+            if (!isFenced(err)) throw err;
+            write(logLine(config.logFormat, 'warn', `${job.tenantId}: not written, this replica no longer holds the leader Lease; the next leader resumes it`, { tenantId: job.tenantId, code: 'E_NOT_LEADER' }));
+            return undefined;
           }
         },
         timers,

@@ -235,7 +235,7 @@ t.test('the leader killed with SIGKILL mid-reconcile: the standby takes over, re
 });
 
 t.test('a leader cut off from the API server stops writing at its renew deadline and writes nothing when it returns', async (t) => {
-  const COUNT = 3;
+  const COUNT = 5;
   const { target, dir, repo, dataDir, ids } = await fleet(t, COUNT);
   const lease = `tenantd-${target.tenantId('lease')}`;
   const start = starter(t, repo, dataDir, lease);
@@ -247,8 +247,13 @@ t.test('a leader cut off from the API server stops writing at its renew deadline
   await until('replica-a leads', async () => (await role(a)) === 'leader', 120_000, a);
   const b = await start('replica-b', target.kubeconfigPath);
   await until('replica-b stands by', async () => (await readyz(b))?.role?.leader === 'replica-a', 120_000, a, b);
-  // Without a kubelet the tenants wait for readiness: the leader is busy writing when it is cut.
-  await eventually('work in progress', async () => (await logEntries(dataDir)).length >= COUNT, 180_000);
+  // With the test acting as kubelet the leader moves through the tenants' phases, writing a record
+  // and a transition every step: it is busy writing when it is cut off, and its failed calls would
+  // be recorded (and retried every second or two) if anything let it write.
+  const kubelet = target.kubelet();
+  t.teardown(() => kubelet.stop());
+  await until('work in progress', async () => (await logEntries(dataDir)).length >= 3, 180_000, a);
+  const busy = (await logEntries(dataDir)).length;
 
   // Freeze the standby so that only the old leader could change the data dir, then cut the old leader off.
   b.proc.child.kill('SIGSTOP');
@@ -263,6 +268,7 @@ t.test('a leader cut off from the API server stops writing at its renew deadline
   // Anything it had in flight was stopped by the fence; from here on the data dir must not change.
   await new Promise((r) => setTimeout(r, 1000));
   const fenced = await snapshot(dataDir, repo);
+  t.ok((await logEntries(dataDir)).length < COUNT * PHASES.length, `cut off mid-pass (${busy} transitions when cut, ${(await logEntries(dataDir)).length} when fenced)`);
   // Long enough for polls (1 s), retries (1–2 s) and status commits (1 s) to come round several times.
   await new Promise((r) => setTimeout(r, 8000));
   t.equal(await snapshot(dataDir, repo), fenced, 'the partitioned old leader wrote nothing: records, log, guard and refs unchanged');
@@ -277,8 +283,6 @@ t.test('a leader cut off from the API server stops writing at its renew deadline
   // The old leader comes back: it sees the Lease held by replica-b and stays a standby.
   const lines = a.proc.output().length;
   proxy.setUnreachable(false);
-  const kubelet = target.kubelet();
-  t.teardown(() => kubelet.stop());
   await eventually('replica-a sees replica-b lead', async () => (await readyz(a))?.role?.leader === 'replica-b', 60_000);
   await eventually('every tenant ACTIVE under replica-b', async () => {
     const s = await recordStatuses(dataDir);

@@ -33,12 +33,18 @@ export class IdempotencyStore {
     private readonly ttlMs: number,
     private readonly maxEntries: number,
     private readonly now: () => number,
+    private readonly shared: boolean,
   ) {}
 
-  static async open(dataDir: string, opts: { ttlMs?: number; maxEntries?: number; now?: () => number } = {}): Promise<IdempotencyStore> {
+  /**
+   * `shared`: other processes write the file too (replicas under leader election, each leading in
+   * turn), so it is read again before each lookup: a retry that reaches the next leader is still
+   * answered with what the first one did.
+   */
+  static async open(dataDir: string, opts: { ttlMs?: number; maxEntries?: number; now?: () => number; shared?: boolean } = {}): Promise<IdempotencyStore> {
     const db = new Low<Doc>(new JSONFile<Doc>(path.join(dataDir, 'api-idempotency.json')), { entries: {} });
     await db.read();
-    return new IdempotencyStore(db, opts.ttlMs ?? 24 * 3600_000, opts.maxEntries ?? 1000, opts.now ?? Date.now);
+    return new IdempotencyStore(db, opts.ttlMs ?? 24 * 3600_000, opts.maxEntries ?? 1000, opts.now ?? Date.now, opts.shared ?? false);
   }
 
   static scope(caller: string, method: string, path: string, key: string): string {
@@ -48,6 +54,12 @@ export class IdempotencyStore {
   /** Runs `fn` once per key; a repeat gets the stored answer. */
   async run(scope: string, body: Buffer, fn: () => Promise<StoredResponse>): Promise<StoredResponse & { replayed: boolean }> {
     const fingerprint = createHash('sha256').update(body).digest('hex');
+    if (this.shared) {
+      // Merged, not replaced: an answer this process is saving right now must not be dropped.
+      const mine = this.db.data.entries;
+      await this.db.read();
+      this.db.data.entries = { ...this.db.data.entries, ...mine };
+    }
     const known = this.db.data.entries[scope];
     if (known && this.now() - known.at < this.ttlMs) {
       if (known.fingerprint !== fingerprint) {

@@ -79,7 +79,7 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     auth: opts.auth,
     events,
     metrics,
-    idempotency: await IdempotencyStore.open(daemon.config.dataDir),
+    idempotency: await IdempotencyStore.open(daemon.config.dataDir, { shared: replica !== undefined }),
     ready: () => daemon.isReady(),
     ...(replica ? { role: () => replicaRole(daemon, replica) } : {}),
     problem: () => daemon.problem,

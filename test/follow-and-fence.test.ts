@@ -6,6 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { IdempotencyStore } from '../api/idempotency.js';
 import { TenantdError } from '../core/errors.js';
 import { E_NOT_LEADER } from '../core/leader/election.js';
 import { TransitionLog } from '../core/log/transition-log.js';
@@ -118,4 +119,24 @@ t.test("a standby's store reloads what the leader wrote; only the writer moves a
   t.ok(await fsp.stat(path.join(dir, 'state', 'tenants', 't3.json')));
   await standby.reload({ repair: true });
   t.match(standby.discarded, [{ tenantId: 't3' }], 'the writer moves it aside, as at open');
+});
+
+t.test('an Idempotency-Key answered by one leader is replayed by the next (a shared store reads the file again)', async (t) => {
+  const dir = t.testdir();
+  const first = await IdempotencyStore.open(dir, { shared: true });
+  const next = await IdempotencyStore.open(dir, { shared: true });
+  const stale = await IdempotencyStore.open(dir);
+  const scope = IdempotencyStore.scope('alice', 'POST', '/api/v1/infrastructure/tenants/t1/provision', 'key-1');
+  const body = Buffer.from('{"tier":"starter"}');
+  let runs = 0;
+  const create = async () => {
+    runs++;
+    return { status: 201, body: { tenantId: 't1' }, headers: { etag: '"1"' } };
+  };
+  t.match(await first.run(scope, body, create), { status: 201, replayed: false });
+  // The first leader dies; the client retries with the same key at the next one.
+  t.match(await next.run(scope, body, create), { status: 201, body: { tenantId: 't1' }, replayed: true }, 'replayed, not run again');
+  t.equal(runs, 1);
+  await t.rejects(next.run(scope, Buffer.from('{"tier":"enterprise"}'), create), { code: 'E_IDEMPOTENCY_MISMATCH' }, 'a different body under that key is still refused');
+  t.match(await stale.run(scope, body, create), { replayed: false }, 'without shared, a store opened before never sees it (why replicas need it)');
 });

@@ -167,7 +167,8 @@ t.test('RBAC: namespaces and one bindable role cluster-wide, no wildcard, no Sec
 
 t.test('values the daemon cannot run with fail at render time, saying why', async (t) => {
   await t.rejects(helmTemplate({ replicaCount: 2 }), /replicaCount > 1 needs leaderElection.enabled/);
-  await t.rejects(helmTemplate({ 'leaderElection.enabled': true }), /no leader election yet/);
+  await t.rejects(helmTemplate({ replicaCount: 2, 'leaderElection.enabled': true }), /ReadWriteMany/, 'two replicas on a ReadWriteOnce volume are refused');
+  await t.rejects(helmTemplate({ replicaCount: 2, 'leaderElection.enabled': true, 'persistence.enabled': false }), /persistence.enabled/, 'two replicas need a shared volume');
   await t.rejects(helmTemplate({ provider: 'pulumi-typo' }), /provider/);
   await t.rejects(helmTemplate({ 'serviceAccount.create': false }), /serviceAccount.name is required/);
   await t.rejects(helmTemplate({ 'config.concurrency': 0 }), /concurrency/);
@@ -184,4 +185,20 @@ t.test('the install notes say where to look and what is missing', async (t) => {
   t.match(full, /It reconciles https:\/\/git.example.com\/platform\/tenants.git \(branch main\)/);
   t.notMatch(full, /admin API token/, 'no generated token with a tokens file');
   t.match(full, /Webhooks: point your forge at POST \/api\/v1\/webhooks\//);
+});
+
+t.test('two replicas with leader election: each pod a candidate under its name, reached at its pod IP, on a shared volume', async (t) => {
+  const objects = parseObjects(await helmTemplate({ replicaCount: 2, 'leaderElection.enabled': true, 'persistence.accessModes': ['ReadWriteMany'] }));
+  const deployment = only(objects, 'Deployment');
+  t.match(deployment.spec, { replicas: 2, strategy: { type: 'RollingUpdate' } });
+  t.equal(envOf(objects, 'TENANTD_LEADER_ELECT')?.value, 'true');
+  t.equal(envOf(objects, 'TENANTD_LEADER_ELECT_LEASE_NAME')?.value, 'tenantd', 'the Lease the Role allows');
+  t.equal(envOf(objects, 'TENANTD_LEADER_ELECT_LEASE_NAMESPACE')?.value, 'tenantd');
+  t.match(envOf(objects, 'TENANTD_LEADER_ELECT_IDENTITY'), { valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
+  t.equal(envOf(objects, 'TENANTD_ADVERTISE_URL')?.value, 'http://$(POD_IP):8089');
+  t.match(only(objects, 'PersistentVolumeClaim').spec, { accessModes: ['ReadWriteMany'] });
+  t.match(rulesOf(only(objects, 'Role')), [{ verbs: ['create'] }, { resourceNames: ['tenantd'] }]);
+  // The default stays one daemon that never overlaps another on its volume.
+  t.match(only(parseObjects(await helmTemplate()), 'Deployment').spec, { replicas: 1, strategy: { type: 'Recreate' } });
+  t.equal(envOf(parseObjects(await helmTemplate()), 'TENANTD_LEADER_ELECT'), undefined);
 });

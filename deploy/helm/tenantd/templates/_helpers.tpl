@@ -56,11 +56,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 
 {{/* Combinations the daemon cannot run with: fail at render time, saying why. */}}
 {{- define "tenantd.validate" -}}
-{{- if .Values.leaderElection.enabled -}}
-{{- fail "leaderElection.enabled: this tenantd has no leader election yet (issue 14, item 2); keep it false and replicaCount 1" -}}
-{{- end -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: two daemons without it would both reconcile and commit" -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled (not .Values.persistence.existingClaim) (not (has "ReadWriteMany" .Values.persistence.accessModes)) -}}
+{{- fail "replicaCount > 1 shares one data dir: persistence.accessModes must include ReadWriteMany (a standby reads the leader's state)" -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.persistence.enabled) -}}
+{{- fail "replicaCount > 1 needs persistence.enabled: the replicas share the data dir on one ReadWriteMany volume" -}}
 {{- end -}}
 {{- end -}}
 

@@ -59,7 +59,8 @@ export interface BenchOptions {
 function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'bench'))) return dir;
+    // package-lock.json: dist/ has a package.json of its own (compiled in for the version).
+    if (existsSync(path.join(dir, 'package-lock.json')) && existsSync(path.join(dir, 'bench'))) return dir;
     const up = path.dirname(dir);
     if (up === dir) return process.cwd();
     dir = up;

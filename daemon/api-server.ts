@@ -5,9 +5,11 @@ import { createApp, type ApiAuthenticator, type RouteInfo, type WebhookHandler }
 import { IdempotencyStore } from '../api/idempotency.js';
 import { DELIVERY_LOG_FILE, DeliveryLog, isRelevantPush, verifyWebhook, type WebhookDelivery } from '../api/webhooks/index.js';
 import { createMetrics } from '../api/metrics.js';
+import packageJson from '../package.json' with { type: 'json' };
 import { TenantInfrastructureService } from '../api/service.js';
 import { EventStreamHub, type EventStreamOptions } from '../api/sse.js';
 import type { TenantdDaemon } from './daemon.js';
+import { tenantMetricViews } from './tenant-metric-views.js';
 
 export interface ApiServerOptions {
   host: string;
@@ -19,6 +21,8 @@ export interface ApiServerOptions {
   /** Bounds of the event stream (clients per token, bytes per client). */
   events?: EventStreamOptions;
   logError?: (requestId: string, err: unknown) => void;
+  /** Read at every scrape for `tenantd_leader`; absent (no election): this replica leads. */
+  isLeader?: () => boolean;
 }
 
 export interface ApiServer {
@@ -51,6 +55,9 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     queue: daemon.queue,
     statuses: () => daemon.store.all().map((r) => r.status),
     deletionHold: () => daemon.deletions.hold,
+    tenants: () => tenantMetricViews({ records: () => daemon.store.all(), desired: () => daemon.loader.all() }),
+    build: { version: packageJson.version },
+    ...(opts.isLeader ? { isLeader: opts.isLeader } : {}),
   });
   const secrets = opts.webhookSecrets ?? [];
   let webhooks: WebhookHandler<WebhookDelivery> | undefined;

@@ -1,9 +1,9 @@
 import Koa from 'koa';
 import Router, { type RouterContext, type RouterMiddleware } from '@koa/router';
-import type { Registry } from 'prom-client';
 import { TenantdError } from '../core/errors.js';
 import { STATUSES } from '../core/phases.js';
 import { DEFAULT_BODY_LIMIT, readRawBody } from './body.js';
+import type { DaemonMetrics } from './metrics.js';
 import { IdempotencyStore, type StoredResponse } from './idempotency.js';
 import { openApiDocument } from './openapi.js';
 import { apiError, problemOf } from './problem.js';
@@ -48,7 +48,7 @@ export interface ApiDeps {
   service: TenantInfrastructureService;
   auth: ApiAuthenticator;
   events: EventStreamHub;
-  metrics: Registry;
+  metrics: DaemonMetrics;
   idempotency: IdempotencyStore;
   /** Readiness: the repository (and provider backend) can be reached. */
   ready: () => boolean | Promise<boolean>;
@@ -85,6 +85,17 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
   });
   const limit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const router = new Router<State>();
+
+  // Outermost, so it times the whole request and sees the final status (problems included).
+  app.use(async (ctx, next) => {
+    const start = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      deps.metrics.observeRequest({ method: ctx.method, route: routeLabel(ctx), code: ctx.status, seconds });
+    }
+  });
 
   app.use(async (ctx, next) => {
     const incoming = ctx.get('X-Request-Id');
@@ -155,8 +166,8 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     ctx.body = { ready: ok, ...(role ? { role } : {}), ...(problem ? { problem: { code: problem.code, message: problem.message } } : {}) };
   });
   router.get('/metrics', async (ctx) => {
-    ctx.type = deps.metrics.contentType;
-    ctx.body = await deps.metrics.metrics();
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
   });
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument();
@@ -313,6 +324,14 @@ export function createApp(deps: ApiDeps): Koa<State> & { routes: RouteInfo[] } {
     layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path).replace(/:([A-Za-z]+)/g, '{$1}') })),
   );
   return Object.assign(app, { routes });
+}
+
+/** The route template a request matched (`/api/v1/infrastructure/tenants/:tenantId`), never its raw path. */
+function routeLabel(ctx: Koa.Context): string {
+  const matched = (ctx as Koa.Context & { _matchedRoute?: string | RegExp })._matchedRoute;
+  if (typeof matched === 'string') return matched;
+  if (ctx.status === 404 || ctx.status === 405) return 'unmatched';
+  return ctx.path.startsWith('/schemas/') ? '/schemas/:file' : 'dashboard';
 }
 
 function parseJson(ctx: Ctx, raw: Buffer, accepted: readonly string[]): unknown {

@@ -5,10 +5,12 @@ import { createApp, type ApiAuthenticator, type RouteInfo, type WebhookHandler }
 import { IdempotencyStore } from '../api/idempotency.js';
 import { DELIVERY_LOG_FILE, DeliveryLog, isRelevantPush, verifyWebhook, type WebhookDelivery } from '../api/webhooks/index.js';
 import { createMetrics } from '../api/metrics.js';
+import packageJson from '../package.json' with { type: 'json' };
 import { TenantInfrastructureService } from '../api/service.js';
 import { EventStreamHub, type EventStreamOptions } from '../api/sse.js';
 import type { TenantdDaemon } from './daemon.js';
 import { forwardingHandler } from './forward-writes.js';
+import { tenantMetricViews } from './tenant-metric-views.js';
 
 export interface ApiServerOptions {
   host: string;
@@ -22,6 +24,8 @@ export interface ApiServerOptions {
   logError?: (requestId: string, err: unknown) => void;
   /** Under leader election: this replica's identity and the leader it sees (a standby forwards writes there). */
   replica?: { identity: string; leader: () => { identity: string; url: string | null } | null };
+  /** Read at every scrape for `tenantd_leader`; absent (no election): this replica leads. */
+  isLeader?: () => boolean;
 }
 
 export interface ApiServer {
@@ -54,6 +58,10 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
     queue: daemon.queue,
     statuses: () => daemon.store.all().map((r) => r.status),
     deletionHold: () => daemon.deletions.hold,
+    tenants: () => tenantMetricViews({ records: () => daemon.store.all(), desired: () => daemon.loader.all() }),
+    build: { version: packageJson.version },
+    // Under leader election the replica leads when the Lease it sees names it.
+    ...(opts.isLeader ? { isLeader: opts.isLeader } : opts.replica ? { isLeader: () => opts.replica?.leader()?.identity === opts.replica?.identity } : {}),
   });
   const replica = opts.replica;
   const secrets = opts.webhookSecrets ?? [];

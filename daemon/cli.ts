@@ -16,6 +16,8 @@ import { openReplica } from './replica.js';
 import { applyHeapPolicy } from './heap-policy.js';
 import { displayRepo, logLine } from './log-line.js';
 import { initTenantsRepo } from './init-repo.js';
+import { exitCodeForRemote } from './api-client.js';
+import { REMOTE_COMMANDS, runRemoteCommand } from './remote-commands.js';
 import { formatPlan, PLAN_COMMAND, planArgsFrom, planCommand } from './plan-command.js';
 import { TOKEN_COMMAND, tokenCommand } from './token-command.js';
 import { formatValidation, VALIDATE_COMMAND, validatePaths } from './validate-command.js';
@@ -38,7 +40,7 @@ const INIT_COMMAND: CommandSpec = {
   positionals: { min: 1, max: 1, name: 'directory' },
 };
 
-const COMMANDS: Record<string, CommandSpec> = { daemon: DAEMON_COMMAND, validate: VALIDATE_COMMAND, plan: PLAN_COMMAND, init: INIT_COMMAND, token: TOKEN_COMMAND };
+const COMMANDS: Record<string, CommandSpec> = { daemon: DAEMON_COMMAND, validate: VALIDATE_COMMAND, plan: PLAN_COMMAND, init: INIT_COMMAND, token: TOKEN_COMMAND, ...REMOTE_COMMANDS };
 
 const USAGE = `Usage: tenantd <command> [flags]
 
@@ -48,6 +50,13 @@ Commands:
   plan               what would change per tenant between two revisions, or against the status
   init <dir>         create a tenants repository (branch main) with the example tenants
   token <action>     create, list or revoke named API tokens
+
+Talking to a running daemon (--server/TENANTD_SERVER, --token/TENANTD_TOKEN or --token-file):
+  get [tenant]       tenants as a table (-o json|yaml)
+  status             readiness, tenants per status, deletion hold, tenants not Ready
+  reconcile <tenant> reconcile now, even if stalled or backing off
+  suspend <tenant>   pause reconciliation (commits spec.suspend: true)
+  resume <tenant>    resume it
 
 Run "tenantd <command> --help" for a command's flags; "tenantd --version" for the version.
 `;
@@ -68,7 +77,7 @@ export async function runCli(io: CliIo): Promise<number> {
     }
     if (isTenantdError(err)) {
       io.err(`tenantd: ${err.code}: ${err.message}\n`);
-      return 1;
+      return exitCodeForRemote(err.code) ?? 1;
     }
     io.err(`tenantd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
@@ -138,6 +147,7 @@ async function runCommand(command: string, values: FlagValues, positionals: stri
       return 0;
     }
     default:
+      if (Object.hasOwn(REMOTE_COMMANDS, command)) return runRemoteCommand(command, values, positionals, io);
       throw new TenantdError('E_INTERNAL', 'stalled', `no runner for the command ${command}`);
   }
 }

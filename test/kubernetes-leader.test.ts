@@ -151,6 +151,9 @@ t.test('the leader killed with SIGKILL mid-reconcile: the standby takes over, re
   const held = spec(await leaseOf(target, lease));
   t.equal(held.holderIdentity, 'replica-a', 'the Lease names the leader');
   t.equal(held.leaseDurationSeconds, LEASE_S);
+  const leaderGauge = async (r: Replica): Promise<string | undefined> => /^tenantd_leader (\d)$/m.exec(await (await fetch(`${r.url}/metrics`)).text())?.[1];
+  t.equal(await leaderGauge(a), '1', 'tenantd_leader is 1 on the leader');
+  t.equal(await leaderGauge(b), '0', 'and 0 on the standby');
 
   // The standby answers reads from the shared data dir, as the leader does.
   const api = (r: Replica) => `${r.url}/api/v1/infrastructure/tenants`;

@@ -3,6 +3,7 @@
  * written through the kubernetes provider's client (same kubeconfig, kept-alive connections, request
  * deadlines), and the loop that runs it.
  */
+import { abortableSleep } from '../core/abortable-sleep.js';
 import { promises as fsp } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -175,7 +176,7 @@ export function electionRunner(store: LeaseStore & { lease: LeaseLocation }, s: 
       loop = (async () => {
         while (!stopper.signal.aborted) {
           const wait = await election.step(stopper.signal);
-          await sleep(wait, stopper.signal);
+          await abortableSleep(wait, stopper.signal);
         }
       })();
     },
@@ -185,17 +186,4 @@ export function electionRunner(store: LeaseStore & { lease: LeaseLocation }, s: 
       await election.release(AbortSignal.timeout(s.timing.renewDeadlineMs));
     },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, ms));
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

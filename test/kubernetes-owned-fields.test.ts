@@ -6,7 +6,8 @@
 import t from 'tap';
 import { changedPaths } from '../providers/kubernetes/compare.js';
 import type { LiveObject } from '../providers/kubernetes/client.js';
-import { identityKey, normalizeRefs } from '../providers/kubernetes/inventory.js';
+import { applyFingerprint } from '../providers/kubernetes/apply-fingerprint.js';
+import { emptyInventory, identityKey, inventoryObject, normalizeRefs, parseFingerprints } from '../providers/kubernetes/inventory.js';
 import { fieldsOwnedBy, ownedFieldChanges, projectFields, unionFields, type FieldSet } from '../providers/kubernetes/owned-fields.js';
 
 const owned: FieldSet = {
@@ -83,4 +84,35 @@ t.test('inventory identity ignores the version: one object in policy/v1beta1 and
   t.equal(identityKey({ apiVersion: 'v1', kind: 'Service', name: 'web', namespace: 'n' }), '/Service/n/web');
   t.same(normalizeRefs([beta, v1]), [v1], 'the later version wins');
   t.same(normalizeRefs([v1, beta]), [beta]);
+});
+
+t.test('the fingerprint of an apply moves with tenantd’s fields, the generation and the uid, never with other writers', async (t) => {
+  const otherManagers = [{ manager: 'kube-controller-manager', operation: 'Update', subresource: 'status', fieldsV1: { 'f:status': {} } }];
+  const fp = (o: LiveObject): string => applyFingerprint(o, 'tenantd');
+  const base = fp(deployment());
+  t.match(base, /^[0-9a-f]{32}$/);
+  t.equal(fp(deployment({ status: 3, annotation: 'y', sidecar: 'envoy' })), base, 'status, another manager’s annotation and container: same');
+  t.not(fp(deployment({ replicas: 3 })), base, 'an owned value');
+  t.not(fp(deployment({ image: 'nginx:2' })), base);
+  const later = deployment({ managers: [{ manager: 'tenantd', operation: 'Apply', fieldsV1: owned, time: '2026-12-04T01:00:00Z' }, ...otherManagers] });
+  t.equal(fp(later), base, 'not the entry’s time: before 1.27 every apply moves it');
+  const retaken = deployment();
+  retaken.metadata.generation = 3;
+  t.not(fp(retaken), base, 'the generation: a spec field taken back with force, the same value as last time');
+  const moved = deployment();
+  moved.metadata.uid = 'other';
+  t.not(fp(moved), base, 'a re-created object');
+  t.not(applyFingerprint(deployment(), 'someone'), base, 'per manager');
+});
+
+t.test('inventory fingerprints: kept only for listed objects, and unreadable ones are simply absent', async (t) => {
+  const ref = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'n' };
+  const inv = { ...emptyInventory(), Deploy: [ref] };
+  const cm = inventoryObject('t1', 'n', inv, { [identityKey(ref)]: 'aa', 'apps/Deployment/n/gone': 'bb' });
+  t.same(JSON.parse((cm.data as Record<string, string>).fingerprints ?? ''), { [identityKey(ref)]: 'aa' });
+  t.same(parseFingerprints({ ...cm, metadata: { name: cm.metadata.name } }), { [identityKey(ref)]: 'aa' });
+  t.notOk('fingerprints' in (inventoryObject('t1', 'n', inv).data as Record<string, string>), 'none recorded: no key');
+  t.same(parseFingerprints({ metadata: { name: 'x' }, data: { fingerprints: '{not json' } }), {});
+  t.same(parseFingerprints({ metadata: { name: 'x' }, data: { fingerprints: '[1]' } }), {});
+  t.same(parseFingerprints({ metadata: { name: 'x' }, data: { fingerprints: '{"a":"1","b":2}' } }), { a: '1' });
 });

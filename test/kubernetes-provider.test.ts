@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { INVENTORY_NAME, planAgainstCluster } from '../providers/kubernetes/provider.js';
-import { DATABASE_SECRET_NAME, objectRef, refKey, renderTenant } from '../providers/resources/renderer.js';
+import { allObjects, DATABASE_SECRET_NAME, objectRef, refKey, renderTenant } from '../providers/resources/renderer.js';
 import type { KubeObject, KubeObjectRef } from '../providers/resources/types.js';
 import { applyAll, dep, harness, ns, objectsIn, rejectsWith, svc } from './helpers/kube-harness.js';
 import { type KubeProxy } from './helpers/kube-proxy.js';
@@ -75,7 +75,8 @@ t.test('a tenant applied from nothing: plan, apply, deploy, configure, then Veri
 });
 
 t.test('a converged tenant re-applies as unchanged, whatever the controllers wrote to its objects', async (t) => {
-  const h = await harness(t);
+  const h = await harness(t, {}, { proxy: true });
+  const proxy = h.proxy as KubeProxy;
   const id = h.target.tenantId('steady');
   const doc = tenantDoc(id);
   const ctx = h.ctx(doc);
@@ -86,6 +87,7 @@ t.test('a converged tenant re-applies as unchanged, whatever the controllers wro
   const claim = await h.target.get({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', name: 'data-postgres-0', namespace: ns(id) });
   t.match(claim, { spec: { volumeName: `pv-${ns(id)}-data-postgres-0` }, status: { phase: 'Bound' } }, 'the real binder bound the claim');
 
+  proxy.clearRequests();
   for (const [phase, result] of [
     ['apply', await h.provider.apply(ctx)],
     ['deploy', await h.provider.deploy(ctx)],
@@ -94,6 +96,17 @@ t.test('a converged tenant re-applies as unchanged, whatever the controllers wro
     t.match(result.summary, /up to date/, `${phase}: ${result.summary}`);
     t.same(result.details?.configured, [], `${phase}: nothing configured`);
   }
+  // The inventory's fingerprints of the last apply stand in for reading each object first: one
+  // request per object, plus the namespace and the inventory.
+  const objects = allObjects(renderTenant(doc)).length;
+  const reads = proxy.requests.filter((r) => r.method === 'GET').map((r) => r.path);
+  t.same(
+    reads.filter((p) => p !== `/api/v1/namespaces/${ns(id)}` && p !== `/api/v1/namespaces/${ns(id)}/configmaps/${INVENTORY_NAME}`),
+    [],
+    'no object is read before its apply',
+  );
+  t.equal(proxy.requests.filter((r) => r.method === 'PATCH').length, objects, 'one apply per object, no inventory write');
+  t.ok(proxy.requests.length <= objects + 4, `${proxy.requests.length} requests for ${objects} objects`);
   const plan = await h.provider.plan(ctx);
   t.same(plan.changes.filter((c) => c.action !== 'unchanged'), [], 'a converged tenant plans no change');
   t.same(await h.provider.refresh(ctx, false), { drifted: false, changes: [], corrected: false }, 'and shows no drift');
@@ -241,8 +254,11 @@ t.test('drift: an edit by another manager is reported, then corrected; a conflic
 
   // spec.forceConflicts takes the field over on a normal apply.
   const forcedDoc = tenantDoc(id, { forceConflicts: true });
-  await h.provider.deploy(h.ctx(forcedDoc));
+  const forced = await h.provider.deploy(h.ctx(forcedDoc));
   t.match((await h.target.get(dep(id, 'web')))?.spec, { replicas: 2 });
+  t.same(forced.details?.configured, [refKey(dep(id, 'web'))], 'taking a field back is a change, though the object was not read first');
+  const again = await h.provider.deploy(h.ctx(forcedDoc));
+  t.same(again.details?.configured, [], 'and the next pass is up to date');
 });
 
 t.test('plan works standalone (tenantd plan --provider kubernetes) and shows per-object dry-run diffs', async (t) => {

@@ -16,8 +16,15 @@ import { E_INVENTORY_CORRUPT } from './errors.js';
 export const INVENTORY_NAME = 'tenantd-inventory';
 export const INVENTORY_VERSION = '1';
 const KEY_VERSION = 'version';
+const KEY_FINGERPRINTS = 'fingerprints';
 
 export type Inventory = Record<ApplyGroup, KubeObjectRef[]>;
+
+/**
+ * identityKey → the fingerprint of tenantd's last apply of that object (apply-fingerprint.ts). A
+ * cache, not a record: a missing or unreadable entry only costs a read of the object.
+ */
+export type Fingerprints = Record<string, string>;
 
 export const emptyInventory = (): Inventory => ({ Apply: [], Deploy: [], Configure: [] });
 
@@ -81,10 +88,32 @@ export function parseInventory(cm: LiveObject, tenantId: string): Inventory {
   return inv;
 }
 
-/** The ConfigMap that stores an inventory. */
-export function inventoryObject(tenantId: string, namespace: string, inv: Inventory): KubeObject {
+/** The fingerprints a live inventory ConfigMap holds; {} when it holds none or they do not parse. */
+export function parseFingerprints(cm: LiveObject): Fingerprints {
+  const raw = ((cm.data ?? {}) as Record<string, unknown>)[KEY_FINGERPRINTS];
+  if (typeof raw !== 'string') return {};
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return {};
+    return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  } catch {
+    return {};
+  }
+}
+
+/** Whether two fingerprint maps hold the same entries. */
+export function sameFingerprints(a: Fingerprints, b: Fingerprints): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** The ConfigMap that stores an inventory (and the fingerprints of what it lists). */
+export function inventoryObject(tenantId: string, namespace: string, inv: Inventory, fingerprints: Fingerprints = {}): KubeObject {
   const data: Record<string, string> = { [KEY_VERSION]: INVENTORY_VERSION };
   for (const group of APPLY_GROUPS) data[group] = canonicalJson(normalizeRefs(inv[group]));
+  // Only objects the inventory lists: a pruned object's fingerprint goes with it.
+  const listed = new Set(APPLY_GROUPS.flatMap((g) => inv[g].map(identityKey)));
+  const kept = Object.fromEntries(Object.entries(fingerprints).filter(([k]) => listed.has(k)));
+  if (Object.keys(kept).length > 0) data[KEY_FINGERPRINTS] = canonicalJson(kept);
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',

@@ -53,7 +53,24 @@ import {
   fieldConflicts,
   toKubeError,
 } from './errors.js';
-import { appliedBy, emptyInventory, identityKey, INVENTORY_NAME, inventoryObject, inventoryRef, normalizeRefs, ownedBy, parseInventory, sameInventory, type Inventory } from './inventory.js';
+import { abortableSleep } from '../../core/abortable-sleep.js';
+import { applyFingerprint } from './apply-fingerprint.js';
+import {
+  appliedBy,
+  emptyInventory,
+  identityKey,
+  INVENTORY_NAME,
+  inventoryObject,
+  inventoryRef,
+  normalizeRefs,
+  ownedBy,
+  parseFingerprints,
+  parseInventory,
+  sameFingerprints,
+  sameInventory,
+  type Fingerprints,
+  type Inventory,
+} from './inventory.js';
 import { claimReadiness, ingressAddress, workloadReadiness, type Readiness } from './readiness.js';
 
 export { loadClustersFile, parseClusterMap, placementIssue, moveIssue, contextFor, type ClusterMap, type ClusterEntry } from './clusters.js';
@@ -122,21 +139,6 @@ function listNames(refs: readonly string[], max = 10): string {
 
 const stripDot = (field: string): string => field.replace(/^\./, '');
 
-function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, ms));
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function loadKubeConfig(opts: KubernetesProviderOptions): KubeConfig {
   if (opts.kubeConfig) return opts.kubeConfig;
@@ -208,7 +210,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   const fieldManager = opts.fieldManager ?? 'tenantd';
   const secretsManager = `${fieldManager}${SECRETS_MANAGER_SUFFIX}`;
   const now = opts.now ?? (() => new Date());
-  const sleep = opts.sleep ?? defaultSleep;
+  const sleep = opts.sleep ?? abortableSleep;
   const pollIntervalMs = opts.pollIntervalMs ?? 2000;
   const namespaceDeleteTimeoutMs = opts.namespaceDeleteTimeoutMs ?? 600_000;
   const objectDeleteTimeoutMs = opts.objectDeleteTimeoutMs ?? 60_000;
@@ -351,13 +353,13 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
 
   // --- inventory ------------------------------------------------------------------------------
 
-  async function readInventory(s: Session): Promise<{ inv: Inventory; exists: boolean }> {
+  async function readInventory(s: Session): Promise<{ inv: Inventory; exists: boolean; fingerprints: Fingerprints }> {
     const cm = await s.get(inventoryRef(s.namespace));
-    return cm ? { inv: parseInventory(cm, s.tenantId), exists: true } : { inv: emptyInventory(), exists: false };
+    return cm ? { inv: parseInventory(cm, s.tenantId), exists: true, fingerprints: parseFingerprints(cm) } : { inv: emptyInventory(), exists: false, fingerprints: {} };
   }
 
-  async function writeInventory(s: Session, inv: Inventory): Promise<void> {
-    const obj = inventoryObject(s.tenantId, s.namespace, inv);
+  async function writeInventory(s: Session, inv: Inventory, fingerprints: Fingerprints): Promise<void> {
+    const obj = inventoryObject(s.tenantId, s.namespace, inv, fingerprints);
     const ref = objectRef(obj);
     // The inventory is tenantd's alone: force keeps a stray edit from blocking every apply.
     await s.call('write inventory', ref, (sig) => s.client.apply(obj, ref, { fieldManager, force: true }, sig));
@@ -391,16 +393,38 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
   }
 
   /**
+   * Applies an object tenantd applied before (it is in the inventory with a fingerprint) without
+   * reading it first: one request instead of two on a converged pass. "Unchanged" when the
+   * response's fingerprint is the recorded one. Undefined hands the object back to the full path,
+   * which reads it first: when it is being deleted, or an immutable field needs a replace.
+   */
+  async function applyRecorded(s: Session, obj: KubeObject, force: boolean, recorded: string): Promise<{ outcome: ApplyOutcome; after: LiveObject } | undefined> {
+    const ref = objectRef(obj);
+    try {
+      const { object, created } = await s.client.apply(obj, ref, { fieldManager, force }, s.signal);
+      if (object.metadata.deletionTimestamp) return undefined;
+      return { outcome: created ? 'created' : applyFingerprint(object, fieldManager) === recorded ? 'unchanged' : 'configured', after: object };
+    } catch (err: unknown) {
+      if (isImmutableRejection(err) && obj.metadata.annotations?.[ANNOTATION_REPLACE_STRATEGY] === 'orphan') return undefined;
+      throw s.error(err, 'apply', ref);
+    }
+  }
+
+  /**
    * Applies one rendered object. Refuses to adopt an object tenantd neither labelled nor applied;
    * replaces (Orphan delete + apply) an object whose immutable fields changed when it allows that.
    */
   async function applyObject(
     s: Session,
     obj: KubeObject,
-    options: { force: boolean; known?: LiveObject | null },
-  ): Promise<{ outcome: ApplyOutcome; before: LiveObject | null; after: LiveObject }> {
+    options: { force: boolean; known?: LiveObject | null; recorded?: string },
+  ): Promise<{ outcome: ApplyOutcome; after: LiveObject }> {
     const ref = objectRef(obj);
     const key = refKey(ref);
+    if (options.recorded !== undefined && options.known === undefined) {
+      const fast = await applyRecorded(s, obj, options.force, options.recorded);
+      if (fast) return fast;
+    }
     // `known`: the caller has just read it (the namespace), no second GET.
     let before = options.known !== undefined ? options.known : await s.get(ref);
     if (before?.metadata.deletionTimestamp) {
@@ -426,7 +450,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
       const { object, created } = await s.client.apply(obj, ref, { fieldManager, force: options.force }, s.signal);
       // Changed means a field tenantd owns changed: controllers move the resourceVersion all the time.
       const outcome: ApplyOutcome = created ? 'created' : before && ownedFieldChanges(before, object, fieldManager, changedPaths).length === 0 ? 'unchanged' : 'configured';
-      return { outcome, before, after: object };
+      return { outcome, after: object };
     } catch (err: unknown) {
       if (before && isImmutableRejection(err) && obj.metadata.annotations?.[ANNOTATION_REPLACE_STRATEGY] === 'orphan') {
         s.ctx.progress(`replacing ${key}: an immutable field changed; deleting it with propagationPolicy Orphan (its pods and claims stay)`, { ref: key, action: 'replace' });
@@ -434,7 +458,7 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
         await s.call('delete (orphan)', ref, (sig) => s.client.delete(ref, { propagationPolicy: 'Orphan', ...(uid ? { uid } : {}) }, sig));
         await waitGone(s, ref, objectDeleteTimeoutMs);
         const { object } = await s.call('apply', ref, (sig) => s.client.apply(obj, ref, { fieldManager, force: options.force }, sig));
-        return { outcome: 'replaced', before, after: object };
+        return { outcome: 'replaced', after: object };
       }
       throw s.error(err, 'apply', ref);
     }
@@ -542,7 +566,8 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     // The namespace first: everything else, the inventory included, lives in it. A group without
     // it reads the inventory directly (absent when the namespace is): one request less per phase.
     const nsLive = namespaces.length > 0 ? await s.get(NAMESPACE_REF(s.namespace)) : undefined;
-    const current = nsLive === null || nsLive?.metadata.deletionTimestamp ? { inv: emptyInventory(), exists: false } : await readInventory(s);
+    const current = nsLive === null || nsLive?.metadata.deletionTimestamp ? { inv: emptyInventory(), exists: false, fingerprints: {} } : await readInventory(s);
+    const fingerprints: Fingerprints = { ...current.fingerprints };
     for (const ns of namespaces) {
       const { outcome, after } = await applyObject(s, ns, { force, known: ns.metadata.name === s.namespace ? (nsLive ?? null) : undefined });
       record(refKey(objectRef(ns)), outcome);
@@ -556,21 +581,27 @@ export function createKubernetesProvider(opts: KubernetesProviderOptions = {}): 
     const desiredKeys = new Set(desiredRefs.map(identityKey));
     const stale = current.inv[group].filter((r) => !desiredKeys.has(identityKey(r)));
     const intent: Inventory = { ...current.inv, [group]: normalizeRefs([...current.inv[group], ...desiredRefs]) };
-    if (!current.exists || !sameInventory(intent, current.inv)) await writeInventory(s, intent);
+    if (!current.exists || !sameInventory(intent, current.inv)) await writeInventory(s, intent, current.fingerprints);
 
     // A namespace this pass created holds nothing of anyone's yet: no need to read each object first.
     const fresh = nsLive === null && namespaces.some((n) => n.metadata.name === s.namespace);
+    // Objects this group applied before, with the fingerprint of that apply, are not read first.
+    const listed = new Set(current.inv[group].map(identityKey));
     for (const obj of rest) {
+      const id = identityKey(objectRef(obj));
       const inFresh = fresh && obj.metadata.namespace === s.namespace;
-      const { outcome, before } = await applyObject(s, obj, { force, ...(inFresh ? { known: null } : {}) });
+      const recorded = listed.has(id) ? current.fingerprints[id] : undefined;
+      const { outcome, after } = await applyObject(s, obj, { force, ...(inFresh ? { known: null } : recorded !== undefined ? { recorded } : {}) });
+      fingerprints[id] = applyFingerprint(after, fieldManager);
       record(refKey(objectRef(obj)), outcome);
       const gs = generatedSecretFor(rendered, obj);
-      if (gs && (await ensureSecretValues(s, gs, before))) result.secretsGenerated.push(gs.name);
+      // tenantd's own apply never writes a Secret's data: the response holds the values as they were.
+      if (gs && (await ensureSecretValues(s, gs, after))) result.secretsGenerated.push(gs.name);
     }
 
     await prune(s, stale, result);
     const final: Inventory = { ...intent, [group]: desiredRefs };
-    if (!sameInventory(final, intent)) await writeInventory(s, final);
+    if (!sameInventory(final, intent) || !sameFingerprints(fingerprints, current.fingerprints)) await writeInventory(s, final, fingerprints);
     return result;
   }
 

@@ -240,7 +240,7 @@ t.test('a real daemon: each failing, stalled or invalid tenant reaches the recei
     if (ctx.tenantId === 'stuck') throw new TenantdError('E_QUOTA_EXCEEDED', 'stalled', 'quota exceeded');
   };
   const clock = new SimulatedClock();
-  const { daemon } = await openDaemon(repo, path.join(dir, 'data'), ['--drift-interval', '0', '--gc-interval', '0'], { provider, timers: clock, random: prng(7) });
+  const { daemon } = await openDaemon(repo, path.join(dir, 'data'), ['--drift-interval', '0', '--gc-interval', '0', '--max-deletions', '0'], { provider, timers: clock, random: prng(7) });
   const hook = await startReceiver(t);
   const alerting = startAlerting({ failedAfterRetries: 3, receivers: [receiver(hook.url)] }, daemon.publisher, { retryDelaysMs: [5, 10] });
   t.teardown(async () => {
@@ -273,6 +273,20 @@ t.test('a real daemon: each failing, stalled or invalid tenant reaches the recei
   await settle();
   await alerting.notifier.idle();
   t.same(hook.received.slice(4).map((r) => `${r.body.type as string} ${r.body.tenantId as string}`), ['Recovered broken']);
+
+  // --max-deletions 0: removing a file is held (one fleet alert), restoring it ends the hold.
+  const removed = await commitFiles(repo, { 'tenants/fine.yaml': null }, 'remove fine');
+  await daemon.poll();
+  await settle();
+  await commitFiles(repo, { 'tenants/fine.yaml': tenantYaml('fine') }, 'restore fine');
+  await daemon.poll();
+  await settle();
+  await alerting.notifier.idle();
+  t.match(hook.received.slice(5).map((r) => r.body), [
+    { type: 'DeletionHeld', tenantId: null, commit: removed },
+    { type: 'DeletionHoldEnded', tenantId: null, reason: 'restored' },
+  ]);
+  t.equal(hook.received.length, 7, 'and nothing else');
 });
 
 t.test('tenantd daemon --notifications-file: alerts go out, and a receiver that refuses them is a warn line without its URL', async (t) => {

@@ -162,7 +162,7 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
   const replica = config.leaderElection ? await openReplica(config, config.leaderElection, (level, msg, fields) => io.out(line(level, msg, fields))) : null;
   const daemon = await TenantdDaemon.open(config, { write: io.out, ...(replica ? { election: replica.deps } : {}) });
   const alerting = notifications
-    ? startAlerting(notifications, daemon.publisher, {
+    ? startAlerting(notifications, daemon, {
         onDeliveryFailed: (f) => io.out(line('warn', `alert ${f.alert} for ${f.tenantId ?? 'the fleet'} not delivered to receiver ${f.receiver} after ${f.attempts} attempt(s): ${f.error}`, { receiver: f.receiver, alert: f.alert, tenantId: f.tenantId, attempts: f.attempts, error: f.error })),
       })
     : null;

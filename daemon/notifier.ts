@@ -1,7 +1,7 @@
 import { canonicalJson } from '../core/canonical.js';
-import type { ReconciliationEventPublisher } from '../core/events/publisher.js';
 import { AlertRules, type Alert, type AlertType } from '../core/notify/alert-rules.js';
 import { alertSummary, type DeliveredAlert } from '../core/notify/alert-text.js';
+import type { TenantdDaemon } from './daemon.js';
 import type { NotificationsConfig, ReceiverConfig } from './notifications-config.js';
 
 /** POSTs a JSON body; resolves with the HTTP status, rejects on a network error or abort. */
@@ -180,16 +180,25 @@ export class Notifier {
   }
 }
 
-/** Alerts from the daemon's events: rules decide what is worth telling, the notifier tells it. */
-export function startAlerting(config: NotificationsConfig, publisher: ReconciliationEventPublisher, deps: NotifierDeps = {}): { notifier: Notifier; stop(boundMs?: number): Promise<number> } {
+/** What alerting needs of the daemon: its events, and its records whenever it starts reconciling. */
+export type AlertSource = Pick<TenantdDaemon, 'publisher' | 'onStart'>;
+
+/**
+ * Alerts from the daemon's events: rules decide what is worth telling, the notifier tells it.
+ * The rules start from the records each time the daemon starts reconciling (at its start and
+ * at each takeover as leader), so a restart neither repeats a Failed nor loses a Recovered.
+ */
+export function startAlerting(config: NotificationsConfig, daemon: AlertSource, deps: NotifierDeps = {}): { notifier: Notifier; stop(boundMs?: number): Promise<number> } {
   const rules = new AlertRules({ failedAfterRetries: config.failedAfterRetries });
   const notifier = new Notifier(config.receivers, deps);
-  const unsubscribe = publisher.subscribe((event) => {
+  const unseed = daemon.onStart((records) => rules.seed(records));
+  const unsubscribe = daemon.publisher.subscribe((event) => {
     for (const alert of rules.feed(event)) notifier.notify(alert);
   });
   return {
     notifier,
     stop: (boundMs) => {
+      unseed();
       unsubscribe();
       return notifier.stop(boundMs);
     },

@@ -10,9 +10,10 @@ import t, { type Test } from 'tap';
 import { SimulatedClock } from '../bench/lib/sim-clock.js';
 import { TenantdError } from '../core/errors.js';
 import type { ReconciliationEvent, ReconciliationEventInput } from '../core/events/events.js';
-import { AlertRules, type Alert } from '../core/notify/alert-rules.js';
+import { AlertRules, type Alert, type StandingRecord } from '../core/notify/alert-rules.js';
 import type { TenantStatus } from '../core/phases.js';
 import { runCli } from '../daemon/cli.js';
+import type { TenantdDaemon } from '../daemon/daemon.js';
 import { loadNotificationsConfig, type ReceiverConfig } from '../daemon/notifications-config.js';
 import { Notifier, startAlerting, type DeliveryFailure, type NotifierDeps } from '../daemon/notifier.js';
 import { startReceiver } from './helpers/alert-receiver.js';
@@ -69,6 +70,30 @@ t.test('rules: Stalled when no retry is left or the file cannot be read; Invalid
   );
   const book = ev({ type: 'BookkeepingFailed', tenantId: 'k', code: 'E_STATE_WRITE', message: 'ENOSPC', attempt: 3, nextAttemptAt: '2030-01-01T01:00:00.000Z' });
   t.same(names(run(rules, [book])), ['Failed k'], 'a bookkeeping failure retried N times is a failure too');
+});
+
+t.test('rules: seed() starts from the records, sends nothing, and forgets what was held before', async (t) => {
+  const retry = (attempt: number, nextAttemptAt: string | null, kind = 'retryable'): StandingRecord['retry'] => ({ attempt, nextAttemptAt, lastError: { code: 'E_PROVIDER', kind, message: 'no', phase: 'Apply' } });
+  const next = '2030-01-01T01:00:00.000Z';
+  const rules = new AlertRules();
+  t.same(names(run(rules, failedAttempt('old', 3))), ['Failed old'], 'failing before the seed');
+  rules.seed([
+    { tenantId: 'failing', status: 'FAILED', retry: retry(3, next) },
+    { tenantId: 'early', status: 'FAILED', retry: retry(2, next) },
+    { tenantId: 'stalled', status: 'FAILED', retry: retry(1, null) },
+    { tenantId: 'unreadable', status: 'FAILED', retry: null },
+    { tenantId: 'invalid', status: 'INVALID', retry: null },
+    { tenantId: 'book', status: 'ACTIVE', retry: retry(4, next) },
+    { tenantId: 'waiting', status: 'PROVISIONING', retry: retry(5, next, 'waiting') },
+    { tenantId: 'fine', status: 'ACTIVE', retry: null },
+  ]);
+  const again = run(rules, [...failedAttempt('failing', 4), ...failedAttempt('stalled', 2, null), statusTo('unreadable', 'FAILED', 'FAILED'), statusTo('invalid', 'INVALID', 'INVALID'), ...failedAttempt('early', 3)]);
+  t.same(names(again), ['Failed early'], 'the same standing again is no news; below N the Nth attempt still alerts');
+  const healthy = ['failing', 'stalled', 'unreadable', 'invalid', 'book', 'waiting', 'fine', 'old'].map((id) => statusTo(id, 'ACTIVE', 'PROVISIONING'));
+  t.same(names(run(rules, healthy)), ['Recovered failing', 'Recovered stalled', 'Recovered unreadable', 'Recovered invalid', 'Recovered book'], 'each seeded trouble recovers once; a tenant failing before the seed and absent from it is forgotten');
+  const strict = new AlertRules({ failedAfterRetries: 5 });
+  strict.seed([{ tenantId: 'failing', status: 'FAILED', retry: retry(3, next) }]);
+  t.same(names(run(strict, [...failedAttempt('failing', 5)])), ['Failed failing'], 'attempts count against the configured failedAfterRetries');
 });
 
 t.test('rules: one alert per deletion hold and one when it ends, for the fleet', async (t) => {
@@ -242,7 +267,7 @@ t.test('a real daemon: each failing, stalled or invalid tenant reaches the recei
   const clock = new SimulatedClock();
   const { daemon } = await openDaemon(repo, path.join(dir, 'data'), ['--drift-interval', '0', '--gc-interval', '0', '--max-deletions', '0'], { provider, timers: clock, random: prng(7) });
   const hook = await startReceiver(t);
-  const alerting = startAlerting({ failedAfterRetries: 3, receivers: [receiver(hook.url)] }, daemon.publisher, { retryDelaysMs: [5, 10] });
+  const alerting = startAlerting({ failedAfterRetries: 3, receivers: [receiver(hook.url)] }, daemon, { retryDelaysMs: [5, 10] });
   t.teardown(async () => {
     await daemon.stop();
     await alerting.stop();
@@ -288,6 +313,72 @@ t.test('a real daemon: each failing, stalled or invalid tenant reaches the recei
   ]);
   t.equal(hook.received.length, 7, 'and nothing else');
 });
+
+for (const how of ['restart', 'takeover'] as const) {
+  t.test(`a ${how}: a tenant failing before it gets its Recovered from the next daemon, and no second Failed`, async (t) => {
+    const dir = t.testdir();
+    const repo = path.join(dir, 'repo');
+    const data = path.join(dir, 'data');
+    await initRepo(repo);
+    await commitFiles(repo, { 'tenants/flaky.yaml': tenantYaml('flaky'), 'tenants/stuck.yaml': tenantYaml('stuck'), 'tenants/broken.yaml': BROKEN }, 'three tenants');
+    const hook = await startReceiver(t);
+    const config = { failedAfterRetries: 3, receivers: [receiver(hook.url)] };
+    const flags = ['--drift-interval', '0', '--gc-interval', '0'];
+    const clock = new SimulatedClock();
+    let failApplies = Infinity;
+    const provider = new ScriptedProvider();
+    provider.hook = async (step, ctx) => {
+      if (step !== 'apply') return;
+      if (ctx.tenantId === 'flaky' && failApplies-- > 0) throw new TenantdError('E_PROVIDER', 'retryable', 'the cloud said no');
+      if (ctx.tenantId === 'stuck') throw new TenantdError('E_QUOTA_EXCEEDED', 'stalled', 'quota exceeded');
+    };
+    const got = (): string[] => hook.received.map((r) => `${r.body.type as string} ${r.body.tenantId as string}`);
+    const openSecond = async (): Promise<{ daemon: TenantdDaemon; alerting: ReturnType<typeof startAlerting> }> => {
+      const election = { fence: () => undefined, holdsLease: () => true, lease: 'tenantd/test', identity: 'second' };
+      const { daemon } = await openDaemon(repo, data, flags, { provider, timers: clock, random: prng(8), ...(how === 'takeover' ? { election } : {}) });
+      const alerting = startAlerting(config, daemon, { retryDelaysMs: [5, 10] });
+      t.teardown(async () => {
+        await daemon.stop();
+        await alerting.stop();
+      });
+      return { daemon, alerting };
+    };
+    // A standby is there from before the first daemon's failures: it must read them when it leads, not when it opened.
+    const standby = how === 'takeover' ? await openSecond() : null;
+    if (standby) await standby.daemon.startStandby();
+
+    const first = (await openDaemon(repo, data, flags, { provider, timers: clock, random: prng(7) })).daemon;
+    const firstAlerting = startAlerting(config, first, { retryDelaysMs: [5, 10] });
+    const settleFirst = async (): Promise<void> => {
+      await first.queue.whenIdle();
+      await first.status.settled();
+    };
+    await first.start();
+    await settleFirst();
+    while ((first.store.get('flaky')?.retry?.attempt ?? 0) < 4) await clock.advance(60_000, settleFirst);
+    await first.stop();
+    await firstAlerting.stop();
+    t.same([...got()].sort(), ['Failed flaky', 'Invalid broken', 'Stalled stuck'], 'the first daemon: one alert per tenant in trouble');
+    t.match(first.store.get('flaky'), { status: 'FAILED', retry: { attempt: 4, nextAttemptAt: /^2030-/ } }, 'still being retried when it stops');
+
+    // While no daemon runs, the broken file is fixed. The next daemon fails flaky once more, then succeeds.
+    await commitFiles(repo, { 'tenants/broken.yaml': tenantYaml('broken') }, 'fix broken');
+    failApplies = 1;
+    const { daemon: second, alerting: secondAlerting } = standby ?? (await openSecond());
+    const settle = async (): Promise<void> => {
+      await second.queue.whenIdle();
+      await second.status.settled();
+    };
+    await (standby ? second.lead() : second.start());
+    await settle();
+    await clock.advance(60 * 60_000, settle);
+    await secondAlerting.notifier.idle();
+
+    t.equal(second.store.get('flaky')?.status, 'ACTIVE', 'flaky converged under the second daemon');
+    t.equal(provider.count('apply', 'flaky'), 6, 'after a fifth failure (attempt 5), which sent nothing');
+    t.same([...got().slice(3)].sort(), ['Recovered broken', 'Recovered flaky'], 'the second daemon: one Recovered each, no second Failed, stuck still stalled and silent');
+  });
+}
 
 t.test('tenantd daemon --notifications-file: alerts go out, and a receiver that refuses them is a warn line without its URL', async (t) => {
   const dir = t.testdir();

@@ -1,6 +1,7 @@
 import { sortKeysDeep } from '../canonical.js';
 import type { ReconciliationEvent } from '../events/events.js';
 import type { TenantStatus } from '../phases.js';
+import type { TenantRecord } from '../state/record.js';
 import { reasonForCode } from '../status/conditions.js';
 
 export const ALERT_TYPES = ['Failed', 'Stalled', 'Invalid', 'Recovered', 'DeletionHeld', 'DeletionHoldEnded'] as const;
@@ -33,6 +34,9 @@ export interface AlertRulesOptions {
 
 export const DEFAULT_FAILED_AFTER_RETRIES = 3;
 
+/** What seeding reads of a tenant's record: its status and the retry its last error left. */
+export type StandingRecord = Pick<TenantRecord, 'tenantId' | 'status' | 'retry'>;
+
 /**
  * Turns reconciliation events into alerts, one per change of a tenant's standing (ok, failing,
  * stalled, invalid) and one per deletion hold and its end. Pure: no I/O, no clock (times come
@@ -47,6 +51,32 @@ export class AlertRules {
   private heldCommit: string | null = null;
 
   constructor(private readonly options: AlertRulesOptions = { failedAfterRetries: DEFAULT_FAILED_AFTER_RETRIES }) {}
+
+  /**
+   * Where each tenant stands by its record, read when reconciling starts (a start, a takeover as
+   * leader): a tenant that failed before then gets its Recovered, and one still failing is not
+   * told again. Sends nothing; what was held before is forgotten (another leader may have moved on).
+   */
+  seed(records: Iterable<StandingRecord>): void {
+    this.standing.clear();
+    this.phaseFailed.clear();
+    for (const r of records) {
+      const standing = this.standingOf(r);
+      if (standing !== 'ok') this.standing.set(r.tenantId, standing);
+    }
+  }
+
+  /** The standing `feed` would have reached from the events that left this record. */
+  private standingOf(r: StandingRecord): Standing {
+    if (r.status === 'INVALID') return 'invalid';
+    // A retried failure leaves the status FAILED too: the retry says which kind it is.
+    if (r.retry && r.retry.lastError.kind !== 'waiting') {
+      if (r.retry.nextAttemptAt === null) return 'stalled';
+      return r.retry.attempt >= this.options.failedAfterRetries ? 'failing' : 'ok';
+    }
+    // FAILED with nothing to retry: the tenant's file cannot be read from git.
+    return r.status === 'FAILED' ? 'stalled' : 'ok';
+  }
 
   feed(event: ReconciliationEvent): Alert[] {
     const alert = this.alertFor(event);

@@ -16,6 +16,8 @@ import { openReplica } from './replica.js';
 import { applyHeapPolicy } from './heap-policy.js';
 import { displayRepo, logLine } from './log-line.js';
 import { initTenantsRepo } from './init-repo.js';
+import { loadNotificationsConfig } from './notifications-config.js';
+import { startAlerting } from './notifier.js';
 import { exitCodeForRemote } from './api-client.js';
 import { REMOTE_COMMANDS, runRemoteCommand } from './remote-commands.js';
 import { formatPlan, PLAN_COMMAND, planArgsFrom, planCommand } from './plan-command.js';
@@ -155,8 +157,16 @@ async function runCommand(command: string, values: FlagValues, positionals: stri
 async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
   applyHeapPolicy(io.env);
   const line = (level: LogLevel, msg: string, fields?: Record<string, unknown>): string => logLine(config.logFormat, level, msg, fields);
+  // Read before anything opens: a bad file is a configuration error (exit 2), not a silent start without alerts.
+  const notifications = config.notificationsFile ? await loadNotificationsConfig(config.notificationsFile, io.env) : null;
   const replica = config.leaderElection ? await openReplica(config, config.leaderElection, (level, msg, fields) => io.out(line(level, msg, fields))) : null;
   const daemon = await TenantdDaemon.open(config, { write: io.out, ...(replica ? { election: replica.deps } : {}) });
+  const alerting = notifications
+    ? startAlerting(notifications, daemon, {
+        onDeliveryFailed: (f) => io.out(line('warn', `alert ${f.alert} for ${f.tenantId ?? 'the fleet'} not delivered to receiver ${f.receiver} after ${f.attempts} attempt(s): ${f.error}`, { receiver: f.receiver, alert: f.alert, tenantId: f.tenantId, attempts: f.attempts, error: f.error })),
+      })
+    : null;
+  if (notifications) io.out(line('info', `alerts to ${notifications.receivers.map((r) => `${r.name} (${r.format})`).join(', ')}`));
   const repo = config.repo ?? path.join(config.dataDir, 'tenants');
   io.out(
     line('info', `watching ${displayRepo(repo)} (branch ${config.branch}) with the ${config.provider} provider; data in ${config.dataDir}`) +
@@ -175,6 +185,7 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
     });
   } catch (err: unknown) {
     await daemon.stop();
+    await alerting?.stop();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new TenantdError('E_CONFIG', 'stalled', `--port (PORT) = ${config.port}: the port is already in use on ${config.host}`, { field: 'port' });
     }
@@ -192,6 +203,9 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
   io.out(line('info', `${signal} received, finishing the current checkpoint`));
   await api.close();
   await daemon.stop();
+  // Alerts raised by the last checkpoint still go out, within a bound.
+  const abandoned = (await alerting?.stop()) ?? 0;
+  if (abandoned > 0) io.out(line('warn', `${abandoned} alert(s) not delivered before stopping`));
   // Given up only now, so no other replica writes while this one finishes its checkpoint.
   await replica?.stop();
   io.out(line('info', 'stopped'));

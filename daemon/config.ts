@@ -50,6 +50,8 @@ export interface DaemonConfig {
     tenantRole: { clusterRole: string; subject: string } | null;
   };
   pulumi: { backend: string | null; project: string; organization: string; secretsProvider: string | null };
+  /** YAML file naming where alerts go (see daemon/notifications-config.ts); null = no alerts. */
+  notificationsFile: string | null;
   /** `--leader-elect`: several replicas, one active, by a Lease; null = a single daemon (the default). */
   leaderElection: LeaderElectionConfig | null;
 }
@@ -103,6 +105,7 @@ const FLAGS = {
   'jwt-allow-no-exp': { env: 'TENANTD_JWT_ALLOW_NO_EXP', help: 'accept JWTs without an exp claim (refused by default)', boolean: true },
   'insecure-no-auth': { env: 'TENANTD_INSECURE_NO_AUTH', help: 'serve the API without authentication (never in production)', boolean: true },
   'sse-max-streams': { env: 'TENANTD_SSE_MAX_STREAMS', help: 'event streams one API token may hold open at once; more get 429 (default 16)' },
+  'notifications-file': { env: 'TENANTD_NOTIFICATIONS_FILE', help: 'YAML file of alert receivers (webhook, Slack) for Failed, Stalled, Invalid, held deletions and recovery; unset = no alerts' },
   'webhook-secret': { env: 'TENANTD_WEBHOOK_SECRET', help: 'secret for git webhook signatures; comma-separated while rotating; unset = webhooks off' },
   'leader-elect': { env: 'TENANTD_LEADER_ELECT', help: 'run as one of several replicas: only the holder of a Lease reconciles and writes (off by default)', boolean: true },
   'leader-elect-lease-namespace': { env: 'TENANTD_LEADER_ELECT_LEASE_NAMESPACE', help: "namespace of the Lease (default: the pod's, else the kubeconfig context's, else default)" },
@@ -242,6 +245,7 @@ export function daemonConfigFrom(flags: FlagValues, env: NodeJS.ProcessEnv, cwd:
       allowNoExp: flag('jwt-allow-no-exp'),
       insecureNoAuth: flag('insecure-no-auth'),
     },
+    notificationsFile: file('notifications-file'),
     webhookSecrets: (get('webhook-secret') ?? '').split(',').map((x) => x.trim()).filter(Boolean),
     repo: repo === null || /^https?:\/\//i.test(repo) ? repo : path.resolve(cwd, repo),
     branch,

@@ -8,6 +8,7 @@ import { humanLineSubscriber, jsonLineSubscriber, ReconciliationEventPublisher }
 import { gcAuto } from '../core/git/gc.js';
 import { GitStore } from '../core/git/store.js';
 import { TransitionLog } from '../core/log/transition-log.js';
+import type { TenantRecord } from '../core/state/record.js';
 import { TenantStateStore } from '../core/state/store.js';
 import type { InfrastructureProvider } from '../providers/provider.js';
 import type { DaemonConfig } from './config.js';
@@ -72,6 +73,7 @@ export class TenantdDaemon {
   private rescan = false;
   /** Role changes run one at a time, in order. */
   private roleChange: Promise<void> = Promise.resolve();
+  private readonly startListeners = new Set<(records: readonly TenantRecord[]) => void>();
 
   private constructor(
     readonly config: DaemonConfig,
@@ -202,8 +204,19 @@ export class TenantdDaemon {
     }
   }
 
+  /**
+   * `listener` gets the tenant records each time this daemon starts reconciling: at start(), and
+   * each time a replica takes over as leader, after the records were read and before any reconcile
+   * (alerting starts from them). Returns a function that removes it.
+   */
+  onStart(listener: (records: readonly TenantRecord[]) => void): () => void {
+    this.startListeners.add(listener);
+    return () => void this.startListeners.delete(listener);
+  }
+
   /** Recover, load the desired state, queue every tenant that is not converged, and start polling. */
   async start(): Promise<void> {
+    for (const listener of this.startListeners) listener(this.store.all());
     await this.reconciler.recoverLog();
     await this.poll('startup');
     // An unreadable head (see pollOnce) must not stop the start: then every status is rewritten.

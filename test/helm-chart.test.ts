@@ -106,9 +106,19 @@ t.test('Secrets are referenced by name, never rendered or inlined', async (t) =>
   t.equal(envOf(objects, 'TENANTD_TOKENS_FILE')?.value, '/etc/tenantd/api-tokens/api-tokens.yaml');
   t.same(podSpec(objects).volumes.find((v) => v.name === 'api-tokens')?.secret, { secretName: 'tenantd-api-tokens', defaultMode: 0o440 });
   t.match(container(objects).volumeMounts.find((m) => m.name === 'api-tokens'), { mountPath: '/etc/tenantd/api-tokens', readOnly: true });
+  // The notifications file (receiver URLs are secrets) likewise, read-only.
+  t.equal(envOf(objects, 'TENANTD_NOTIFICATIONS_FILE')?.value, '/etc/tenantd/notifications/notifications.yaml');
+  t.same(podSpec(objects).volumes.find((v) => v.name === 'notifications')?.secret, { secretName: 'tenantd-notifications', defaultMode: 0o440 });
+  t.match(container(objects).volumeMounts.find((m) => m.name === 'notifications'), { mountPath: '/etc/tenantd/notifications', readOnly: true });
+  const key = parseObjects(await helmTemplate({ 'notifications.existingSecret': 'alerts', 'notifications.key': 'receivers.yaml' }));
+  t.equal(envOf(key, 'TENANTD_NOTIFICATIONS_FILE')?.value, '/etc/tenantd/notifications/receivers.yaml', 'the file is the Secret key named');
+  t.same(podSpec(key).volumes.find((v) => v.name === 'notifications')?.secret, { secretName: 'alerts', defaultMode: 0o440 });
   // Nothing secret at all without them.
   const plain = parseObjects(await helmTemplate());
   t.notOk(container(plain).env.some((e) => e.valueFrom), 'no Secret referenced when none is named');
+  t.equal(envOf(plain, 'TENANTD_NOTIFICATIONS_FILE'), undefined, 'no notifications file without notifications.existingSecret');
+  t.notOk(podSpec(plain).volumes.some((v) => v.name === 'notifications' || v.secret), 'and no Secret volume');
+  t.notOk(container(plain).volumeMounts.some((m) => m.name === 'notifications'), 'nor its mount');
 });
 
 t.test('the optional Ingress and ServiceMonitor point at the Service', async (t) => {

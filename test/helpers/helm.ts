@@ -27,6 +27,7 @@ export const FULL = {
   'git.existingSecret': 'tenantd-git',
   'webhook.existingSecret': 'tenantd-webhook',
   'apiTokens.existingSecret': 'tenantd-api-tokens',
+  'notifications.existingSecret': 'tenantd-notifications',
   'jwt.existingSecret': 'tenantd-jwt',
   'ingress.enabled': true,
   'ingress.className': 'nginx',

@@ -1,0 +1,154 @@
+import { sortKeysDeep } from '../canonical.js';
+import type { ReconciliationEvent } from '../events/events.js';
+import type { TenantStatus } from '../phases.js';
+import type { TenantRecord } from '../state/record.js';
+import { reasonForCode } from '../status/conditions.js';
+
+export const ALERT_TYPES = ['Failed', 'Stalled', 'Invalid', 'Recovered', 'DeletionHeld', 'DeletionHoldEnded'] as const;
+export type AlertType = (typeof ALERT_TYPES)[number];
+
+/** What a receiver is told. `tenantId` is null for fleet-level alerts (held deletions). */
+export interface Alert {
+  type: AlertType;
+  tenantId: string | null;
+  time: string;
+  /** CamelCase, as a condition's reason (ProviderFailed, InvalidSpec, threshold, …). */
+  reason: string;
+  /** The error code, when an error caused the alert. */
+  code?: string;
+  message: string;
+  attempt?: number;
+  commit?: string;
+}
+
+/** Where a tenant stands as far as a person is concerned; an alert is sent only when it changes. */
+type Standing = 'ok' | 'failing' | 'stalled' | 'invalid';
+
+/** Statuses in which the tenant is where its file says: a tenant in trouble that reaches one has recovered. */
+const HEALTHY: ReadonlySet<TenantStatus> = new Set(['ACTIVE', 'DEPROVISIONED', 'SUSPENDED']);
+
+export interface AlertRulesOptions {
+  /** A failure that will be retried alerts from this attempt on (earlier ones are routine). */
+  failedAfterRetries: number;
+}
+
+export const DEFAULT_FAILED_AFTER_RETRIES = 3;
+
+/** What seeding reads of a tenant's record: its status and the retry its last error left. */
+export type StandingRecord = Pick<TenantRecord, 'tenantId' | 'status' | 'retry'>;
+
+/**
+ * Turns reconciliation events into alerts, one per change of a tenant's standing (ok, failing,
+ * stalled, invalid) and one per deletion hold and its end. Pure: no I/O, no clock (times come
+ * from the events), so the same events always give the same alerts.
+ */
+export class AlertRules {
+  private readonly standing = new Map<string, Standing>();
+  /** Tenants whose PhaseFailed was just seen: the StatusChanged to FAILED that follows is the same failure. */
+  private readonly phaseFailed = new Set<string>();
+  /** The commit each tenant's last reconcile acted on, named in its alerts. */
+  private readonly commits = new Map<string, string>();
+  private heldCommit: string | null = null;
+
+  constructor(private readonly options: AlertRulesOptions = { failedAfterRetries: DEFAULT_FAILED_AFTER_RETRIES }) {}
+
+  /**
+   * Where each tenant stands by its record, read when reconciling starts (a start, a takeover as
+   * leader): a tenant that failed before then gets its Recovered, and one still failing is not
+   * told again. Sends nothing; what was held before is forgotten (another leader may have moved on).
+   */
+  seed(records: Iterable<StandingRecord>): void {
+    this.standing.clear();
+    this.phaseFailed.clear();
+    for (const r of records) {
+      const standing = this.standingOf(r);
+      if (standing !== 'ok') this.standing.set(r.tenantId, standing);
+    }
+  }
+
+  /** The standing `feed` would have reached from the events that left this record. */
+  private standingOf(r: StandingRecord): Standing {
+    if (r.status === 'INVALID') return 'invalid';
+    // A retried failure leaves the status FAILED too: the retry says which kind it is.
+    if (r.retry && r.retry.lastError.kind !== 'waiting') {
+      if (r.retry.nextAttemptAt === null) return 'stalled';
+      return r.retry.attempt >= this.options.failedAfterRetries ? 'failing' : 'ok';
+    }
+    // FAILED with nothing to retry: the tenant's file cannot be read from git.
+    return r.status === 'FAILED' ? 'stalled' : 'ok';
+  }
+
+  feed(event: ReconciliationEvent): Alert[] {
+    const alert = this.alertFor(event);
+    return alert ? [sortKeysDeep(alert)] : [];
+  }
+
+  private alertFor(e: ReconciliationEvent): Alert | null {
+    switch (e.type) {
+      case 'PhaseFailed':
+        // Waiting on a dependency is not a failure: the status stays and nothing is shown as failed.
+        if (e.kind === 'waiting') return null;
+        this.phaseFailed.add(e.tenantId);
+        return this.failure(e.tenantId, e.time, e.code, `${e.phase} failed: ${e.message}`, e.attempt, e.nextAttemptAt);
+      case 'BookkeepingFailed':
+        return this.failure(e.tenantId, e.time, e.code, `bookkeeping failed: ${e.message}`, e.attempt, e.nextAttemptAt);
+      case 'StatusChanged':
+        return this.statusChanged(e);
+      case 'DeletionHeld':
+        if (e.commit === this.heldCommit) return null;
+        this.heldCommit = e.commit;
+        return { type: 'DeletionHeld', tenantId: null, time: e.time, reason: e.reasons.join(','), message: e.message, commit: e.commit };
+      case 'DeletionHoldEnded':
+        this.heldCommit = null;
+        return {
+          type: 'DeletionHoldEnded',
+          tenantId: null,
+          time: e.time,
+          reason: e.how,
+          message: `the deletion hold ended: ${e.how}${e.by ? ` by ${e.by}` : ''} (${e.tenants} tenant(s))`,
+          commit: e.commit,
+        };
+      case 'ReconcileStarted':
+        if (e.commit) this.commits.set(e.tenantId, e.commit);
+        this.phaseFailed.delete(e.tenantId);
+        return null;
+      default:
+        if ('tenantId' in e) this.phaseFailed.delete(e.tenantId);
+        return null;
+    }
+  }
+
+  private failure(tenantId: string, time: string, code: string, message: string, attempt: number, nextAttemptAt: string | null): Alert | null {
+    if (nextAttemptAt === null) {
+      return this.move(tenantId, 'stalled', { type: 'Stalled', tenantId, time, reason: reasonForCode(code), code, message: `${message} (not retried: a person must act)`, attempt });
+    }
+    if (attempt < this.options.failedAfterRetries) return null;
+    return this.move(tenantId, 'failing', { type: 'Failed', tenantId, time, reason: reasonForCode(code), code, message: `${message} (attempt ${attempt}, next at ${nextAttemptAt})`, attempt });
+  }
+
+  private statusChanged(e: Extract<ReconciliationEvent, { type: 'StatusChanged' }>): Alert | null {
+    const { tenantId, time } = e;
+    const followsPhaseFailure = this.phaseFailed.delete(tenantId);
+    if (e.to === 'INVALID') return this.move(tenantId, 'invalid', { type: 'Invalid', tenantId, time, reason: 'InvalidSpec', message: `tenants/${tenantId}.yaml is invalid: nothing is applied until it is fixed` });
+    // FAILED with no phase failure before it: the tenant's file cannot be read from git (stalled until repaired).
+    if (e.to === 'FAILED' && !followsPhaseFailure) {
+      return this.move(tenantId, 'stalled', { type: 'Stalled', tenantId, time, reason: 'SourceUnreadable', message: `tenants/${tenantId}.yaml cannot be read from the repository (${e.reason})` });
+    }
+    if (!HEALTHY.has(e.to)) return null;
+    const was = this.standing.get(tenantId) ?? 'ok';
+    if (was === 'ok') return null;
+    this.standing.delete(tenantId);
+    return this.withCommit({ type: 'Recovered', tenantId, time, reason: e.to, message: `${e.to} again after being ${was} (${e.reason})` });
+  }
+
+  private move(tenantId: string, to: Standing, alert: Alert): Alert | null {
+    if (this.standing.get(tenantId) === to) return null;
+    this.standing.set(tenantId, to);
+    return this.withCommit(alert);
+  }
+
+  private withCommit(alert: Alert): Alert {
+    const commit = alert.tenantId === null ? undefined : this.commits.get(alert.tenantId);
+    return commit ? { ...alert, commit } : alert;
+  }
+}

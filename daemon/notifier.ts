@@ -1,0 +1,206 @@
+import { canonicalJson } from '../core/canonical.js';
+import { AlertRules, type Alert, type AlertType } from '../core/notify/alert-rules.js';
+import { alertSummary, type DeliveredAlert } from '../core/notify/alert-text.js';
+import type { TenantdDaemon } from './daemon.js';
+import type { NotificationsConfig, ReceiverConfig } from './notifications-config.js';
+
+/** POSTs a JSON body; resolves with the HTTP status, rejects on a network error or abort. */
+export type HttpPost = (url: string, body: string, signal: AbortSignal) => Promise<number>;
+
+/** A delivery given up on. Names the receiver, never its URL (URLs carry secrets). */
+export interface DeliveryFailure {
+  receiver: string;
+  alert: AlertType;
+  tenantId: string | null;
+  attempts: number;
+  /** `HTTP 400`, `ECONNREFUSED`, … */
+  error: string;
+}
+
+export interface NotifierDeps {
+  post?: HttpPost;
+  /** Resolves after `ms`, or at once when `signal` aborts. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  now?: () => number;
+  /** Waits before the 2nd, 3rd, … attempt (default 1 s, 4 s). */
+  retryDelaysMs?: readonly number[];
+  requestTimeoutMs?: number;
+  onDeliveryFailed?: (failure: DeliveryFailure) => void;
+}
+
+const MINUTE = 60_000;
+
+export const fetchPost =
+  (timeoutMs: number): HttpPost =>
+  async (url, body, signal) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'user-agent': 'tenantd' },
+      body,
+      // A redirect could carry the alert (and the URL's secret) elsewhere: not followed.
+      redirect: 'manual',
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+
+export const realSleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    timer.unref?.();
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+
+const errorName = (err: unknown): string => {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  return err instanceof Error ? err.name : 'Error';
+};
+
+const retryable = (status: number): boolean => status === 429 || status >= 500;
+
+/** One receiver's queue: sent in order, one at a time, under its rate limit. */
+class ReceiverQueue {
+  readonly pending: Alert[] = [];
+  running: Promise<void> | null = null;
+  /** Alerts the rate limit dropped since the last delivered one, which reports their count. */
+  suppressed = 0;
+  private readonly sentAt: number[] = [];
+
+  constructor(readonly receiver: ReceiverConfig) {}
+
+  /** Takes a slot in the last minute's budget, or false when the budget is spent. */
+  takeSlot(now: number): boolean {
+    while (this.sentAt.length > 0 && (this.sentAt[0] as number) <= now - MINUTE) this.sentAt.shift();
+    if (this.sentAt.length >= this.receiver.maxPerMinute) return false;
+    this.sentAt.push(now);
+    return true;
+  }
+
+  body(alert: DeliveredAlert): string {
+    return this.receiver.format === 'slack' ? JSON.stringify({ text: alertSummary(alert) }) : canonicalJson(alert);
+  }
+}
+
+/**
+ * Delivers alerts to webhook and Slack-compatible receivers: one sequential queue per receiver
+ * (order kept), retries on network errors, 5xx and 429, none on other 4xx, and a per-receiver
+ * rate limit whose excess is counted into the next delivered alert's `suppressed`.
+ */
+export class Notifier {
+  private readonly queues: ReceiverQueue[];
+  private readonly abort = new AbortController();
+  private stopped = false;
+  private readonly post: HttpPost;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly now: () => number;
+  private readonly delays: readonly number[];
+
+  constructor(
+    receivers: readonly ReceiverConfig[],
+    private readonly deps: NotifierDeps = {},
+  ) {
+    this.queues = receivers.map((r) => new ReceiverQueue(r));
+    this.post = deps.post ?? fetchPost(deps.requestTimeoutMs ?? 10_000);
+    this.sleep = deps.sleep ?? realSleep;
+    this.now = deps.now ?? Date.now;
+    this.delays = deps.retryDelaysMs ?? [1000, 4000];
+  }
+
+  notify(alert: Alert): void {
+    if (this.stopped) return;
+    for (const q of this.queues) {
+      if (!q.receiver.alerts.includes(alert.type)) continue;
+      q.pending.push(alert);
+      q.running ??= this.drain(q).finally(() => {
+        q.running = null;
+      });
+    }
+  }
+
+  /** Resolves when every queue is empty (tests, and stop). */
+  async idle(): Promise<void> {
+    while (this.queues.some((q) => q.running)) await Promise.all(this.queues.map((q) => q.running));
+  }
+
+  /** Takes no more alerts; delivers what is queued within `boundMs`, then abandons the rest. Returns how many were abandoned. */
+  async stop(boundMs = 5000): Promise<number> {
+    this.stopped = true;
+    const bound = new AbortController();
+    const drained = await Promise.race([this.idle().then(() => true), realSleep(boundMs, bound.signal).then(() => false)]);
+    bound.abort();
+    if (drained) return 0;
+    const abandoned = this.queues.reduce((n, q) => n + q.pending.length + (q.running ? 1 : 0), 0);
+    for (const q of this.queues) q.pending.length = 0;
+    this.abort.abort();
+    await this.idle();
+    return abandoned;
+  }
+
+  private async drain(q: ReceiverQueue): Promise<void> {
+    for (let alert = q.pending.shift(); alert && !this.abort.signal.aborted; alert = q.pending.shift()) {
+      if (!q.takeSlot(this.now())) {
+        q.suppressed++;
+        continue;
+      }
+      const carried = q.suppressed;
+      q.suppressed = 0;
+      const failure = await this.deliver(q, carried ? { ...alert, suppressed: carried } : alert);
+      if (!failure) continue;
+      // The count rides on the next alert that gets through instead.
+      q.suppressed += carried;
+      this.deps.onDeliveryFailed?.({ receiver: q.receiver.name, alert: alert.type, tenantId: alert.tenantId, ...failure });
+    }
+  }
+
+  /** Null when delivered, else how it failed. */
+  private async deliver(q: ReceiverQueue, alert: DeliveredAlert): Promise<{ attempts: number; error: string } | null> {
+    const body = q.body(alert);
+    let error = 'aborted';
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const status = await this.post(q.receiver.url, body, this.abort.signal);
+        if (status >= 200 && status < 300) return null;
+        error = `HTTP ${status}`;
+        if (!retryable(status)) return { attempts: attempt, error };
+      } catch (err: unknown) {
+        error = this.abort.signal.aborted ? 'aborted' : errorName(err);
+      }
+      const delay = this.delays[attempt - 1];
+      if (delay === undefined || this.abort.signal.aborted) return { attempts: attempt, error };
+      await this.sleep(delay, this.abort.signal);
+    }
+  }
+}
+
+/** What alerting needs of the daemon: its events, and its records whenever it starts reconciling. */
+export type AlertSource = Pick<TenantdDaemon, 'publisher' | 'onStart'>;
+
+/**
+ * Alerts from the daemon's events: rules decide what is worth telling, the notifier tells it.
+ * The rules start from the records each time the daemon starts reconciling (at its start and
+ * at each takeover as leader), so a restart neither repeats a Failed nor loses a Recovered.
+ */
+export function startAlerting(config: NotificationsConfig, daemon: AlertSource, deps: NotifierDeps = {}): { notifier: Notifier; stop(boundMs?: number): Promise<number> } {
+  const rules = new AlertRules({ failedAfterRetries: config.failedAfterRetries });
+  const notifier = new Notifier(config.receivers, deps);
+  const unseed = daemon.onStart((records) => rules.seed(records));
+  const unsubscribe = daemon.publisher.subscribe((event) => {
+    for (const alert of rules.feed(event)) notifier.notify(alert);
+  });
+  return {
+    notifier,
+    stop: (boundMs) => {
+      unseed();
+      unsubscribe();
+      return notifier.stop(boundMs);
+    },
+  };
+}

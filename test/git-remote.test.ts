@@ -3,6 +3,7 @@
  * native git clones playing the other writers (people merging pull requests).
  */
 import * as nodeFs from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { GitStore, type GitLogger } from '../core/git/store.js';
@@ -386,11 +387,19 @@ t.test('token auth: sent when the server asks, never logged', async (t) => {
 
 t.test('the mirror directory: leftovers of an interrupted clone are removed; a foreign repo.git is refused', async (t) => {
   const env = await setup(t);
-  await nodeFs.promises.mkdir(path.join(env.dataDir, 'repo.git.tmp-123-abcd', 'objects'), { recursive: true });
+  // Abandoned: a pid that cannot be alive (old-style name, and one naming this host), and another
+  // host's that is older than any clone runs. In progress: this process's, another host's recent one.
+  const host = hostname();
+  const abandoned = ['repo.git.tmp-99999999-abcd', `repo.git.tmp-99999999-abcd@${host}`, 'repo.git.tmp-7-beef@other-pod'];
+  const inProgress = [`repo.git.tmp-${process.pid}-cafe@${host}`, 'repo.git.tmp-8-f00d@other-pod'];
+  for (const name of [...abandoned, ...inProgress]) await nodeFs.promises.mkdir(path.join(env.dataDir, name, 'objects'), { recursive: true });
+  const hoursAgo = new Date(Date.now() - 2 * 3600_000);
+  await nodeFs.promises.utimes(path.join(env.dataDir, 'repo.git.tmp-7-beef@other-pod'), hoursAgo, hoursAgo);
   await nodeFs.promises.mkdir(path.join(env.dataDir, 'repo.git'));
   const s = await GitStore.open({ repo: env.url, dataDir: env.dataDir, branch: 'main', now });
   t.ok(await s.sync());
-  t.same(nodeFs.readdirSync(env.dataDir), ['repo.git'], 'leftover removed, empty repo.git replaced by the clone');
+  t.same(nodeFs.readdirSync(env.dataDir).sort(), ['repo.git', ...inProgress].sort(), 'abandoned leftovers removed, clones in progress kept, empty repo.git replaced by the clone');
+  for (const name of inProgress) await nodeFs.promises.rm(path.join(env.dataDir, name), { recursive: true });
 
   const other = path.join(env.root, 'other-data');
   await nodeFs.promises.mkdir(path.join(other, 'repo.git'), { recursive: true });
@@ -410,4 +419,15 @@ t.test('the mirror directory: leftovers of an interrupted clone are removed; a f
   t.ok(logger.lines.some((l) => l.includes('URL changed')));
   await env.server.close();
   t.equal(await s2.sync(), await gitOut(env.bare, ['rev-parse', 'main']), 'fetches from the new URL');
+});
+
+t.test('replicas cloning into one fresh shared data dir at once: each opens the same mirror, nothing left behind', async (t) => {
+  const env = await setup(t);
+  const logger = recordingLogger();
+  const stores = await Promise.all([1, 2, 3].map(() => GitStore.open({ repo: env.url, dataDir: env.dataDir, branch: 'main', now, logger })));
+  const head = await gitOut(env.bare, ['rev-parse', 'main']);
+  for (const s of stores) t.equal(await s.sync(), head);
+  t.same(nodeFs.readdirSync(env.dataDir), ['repo.git'], 'one mirror, no temporary clone left');
+  t.ok(logger.lines.some((l) => l.includes('another process cloned first')), 'the losers used the winner’s mirror');
+  await git(path.join(env.dataDir, 'repo.git'), ['fsck', '--no-dangling']);
 });

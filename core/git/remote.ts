@@ -3,10 +3,10 @@
  * branch at a time and pushed to with a compare-and-swap on the remote branch head (never forced).
  */
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import * as git from 'isomorphic-git';
 import type { AuthCallback, HttpClient } from 'isomorphic-git';
 import { stalled } from '../errors.js';
+import { cloneTmpName, isAbandonedClone } from './clone-leftovers.js';
 import { errCode, errData, errMessage, redact, remoteError } from './errors.js';
 import { looksLikeGitdir } from './location.js';
 import type { RepoCtx } from './tree.js';
@@ -46,27 +46,40 @@ export async function ensureMirror(ctx: RemoteCtx, branch: string): Promise<void
     }
     return;
   }
-  await fs.promises.mkdir(path.dirname(gitdir), { recursive: true });
-  // leftovers of an interrupted clone
+  const parent = path.dirname(gitdir);
+  await fs.promises.mkdir(parent, { recursive: true });
+  // Leftovers of an interrupted clone; another replica's clone in progress is left alone.
   const base = path.basename(gitdir);
-  for (const name of await fs.promises.readdir(path.dirname(gitdir))) {
-    if (name.startsWith(`${base}.tmp-`)) await fs.promises.rm(path.join(path.dirname(gitdir), name), { recursive: true, force: true });
+  const now = Date.now();
+  for (const name of await fs.promises.readdir(parent)) {
+    const stat = await fs.promises.stat(path.join(parent, name)).catch(() => null);
+    if (stat && isAbandonedClone(base, name, stat.mtimeMs, now)) await fs.promises.rm(path.join(parent, name), { recursive: true, force: true });
   }
   const existing = await fs.promises.readdir(gitdir).catch(() => null);
   if (existing !== null) {
+    // Another replica sharing the data dir may have just put its clone in place.
+    if (await looksLikeGitdir(fs, gitdir)) return;
     if (existing.length > 0) {
       throw stalled('E_GIT_DATA_DIR', `${gitdir} exists but is not a git repository; remove it to clone again`, { path: gitdir });
     }
     await fs.promises.rmdir(gitdir);
   }
-  const tmp = `${gitdir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = path.join(parent, cloneTmpName(base));
   try {
     await git.init({ fs, dir: tmp, bare: true, defaultBranch: branch });
     await git.setConfig({ fs, gitdir: tmp, path: 'remote.origin.url', value: ctx.url });
     await git.setConfig({ fs, gitdir: tmp, path: 'remote.origin.fetch', value: '+refs/heads/*:refs/remotes/origin/*' });
     const head = await fetchBranch({ ...ctx, gitdir: tmp }, branch);
     if (head) await git.writeRef({ fs, gitdir: tmp, ref: `refs/heads/${branch}`, value: head, force: true });
-    await fs.promises.rename(tmp, gitdir);
+    try {
+      await fs.promises.rename(tmp, gitdir);
+    } catch (err: unknown) {
+      // Lost a race to another replica's clone (rename onto a non-empty directory fails): use theirs.
+      if (!(await looksLikeGitdir(fs, gitdir))) throw err;
+      await fs.promises.rm(tmp, { recursive: true, force: true });
+      ctx.logger.debug('git: another process cloned first; using its mirror', { gitdir });
+      return;
+    }
     ctx.logger.debug('git: cloned', { url: redact(ctx.url, ctx.token), branch, head });
   } catch (err: unknown) {
     await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);

@@ -73,6 +73,8 @@ export async function startApiServer(daemon: TenantdDaemon, opts: ApiServerOptio
       branch,
       verify: (provider, headers, raw) => verifyWebhook(provider, headers, raw, secrets, { branch }),
       seen: async (d) => {
+        // Replicas share the file: only the leader answers webhooks, but it may have just taken over.
+        if (replica) await deliveries.reload();
         const seen = deliveries.seenDelivery(d);
         // Durable before acting, so a redelivery after a crash is not acted on twice.
         if (!seen) await deliveries.flush();

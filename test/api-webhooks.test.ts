@@ -252,6 +252,21 @@ t.test('generic details', async (t) => {
   t.equal(signGeneric('x', 's'), `sha256=${hmac('x', 's')}`);
 });
 
+t.test('DeliveryLog shared by replicas: the one that takes over knows what its predecessor acknowledged', async (t) => {
+  const file = path.join(t.testdir(), 'webhook-deliveries.json');
+  const leader = await DeliveryLog.open({ file });
+  const standby = await DeliveryLog.open({ file });
+  const d = { provider: 'github' as const, deliveryId: 'delivery-1', bodyDigest: 'sha256:aaa' };
+  t.notOk(leader.seenDelivery(d), 'new to the leader');
+  await leader.flush();
+  t.notOk(standby.seen('github', 'local-only'), 'the standby recorded one of its own');
+  await standby.reload();
+  t.ok(standby.seenDelivery(d), 'after reading the file again, a redelivery is recognized by its id');
+  t.ok(standby.seenDelivery({ ...d, deliveryId: 'delivery-2' }), 'and a replayed body by its digest');
+  t.ok(standby.seen('github', 'local-only'), 'what it held in memory is kept');
+  await standby.flush();
+});
+
 t.test('DeliveryLog: capacity, per-provider, in-memory, corrupt files, coalesced writes', async (t) => {
   const mem = new DeliveryLog({ capacity: 3 });
   for (const id of ['a', 'b', 'c']) t.notOk(mem.seen('github', id));

@@ -75,8 +75,17 @@ export class DeliveryLog {
     }
     for (const [provider, ids] of Object.entries(providers)) {
       if (!Array.isArray(ids)) continue;
-      for (const id of ids as unknown[]) if (typeof id === 'string') this.remember(provider, id);
+      // Ids already known keep their place: a reload only adds what another process recorded.
+      for (const id of ids as unknown[]) if (typeof id === 'string' && !this.ids.get(provider)?.has(id)) this.remember(provider, id);
     }
+  }
+
+  /**
+   * Adds what the file holds now. Replicas under leader election share the file: the one that
+   * takes over must know what its predecessor acknowledged, so a redelivery is not acted on twice.
+   */
+  async reload(): Promise<void> {
+    if (this.file) await this.load(this.file);
   }
 
   private remember(provider: string, id: string): void {

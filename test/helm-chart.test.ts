@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import t from 'tap';
 import { CHART, FULL, MANIFESTS, ROOT, helmLint, helmNotes, helmTemplate, only, parseObjects, type RenderedObject } from './helpers/helm.js';
 
@@ -137,6 +138,12 @@ t.test('the optional Ingress and ServiceMonitor point at the Service', async (t)
     namespaceSelector: { matchNames: ['tenantd'] },
     endpoints: [{ port: 'http', path: '/metrics' }],
   });
+  // The test cluster has no Prometheus Operator, so no server validates it: the operator's own CRD
+  // schema does (validators generated from monitoring.coreos.com/v1, @kubernetes-models/prometheus-operator).
+  const validateMonitor = (o: unknown): void => new ServiceMonitor(o as ConstructorParameters<typeof ServiceMonitor>[0]).validate();
+  t.doesNotThrow(() => validateMonitor(monitor), 'valid by the ServiceMonitor CRD schema');
+  const broken = { ...monitor, spec: { ...(monitor.spec as Record<string, unknown>), endpoints: [{ port: 8089, scheme: 'ftp' }] } };
+  t.throws(() => validateMonitor(broken), /port must be string/, 'and the schema check can fail');
 });
 
 t.test('RBAC: namespaces and one bindable role cluster-wide, no wildcard, no Secret outside the tenant role', async (t) => {

@@ -8,7 +8,8 @@
  *   - a `tenantd daemon` with the Deployment's own environment and that token reconciles an
  *     example tenant to ACTIVE (the test acting as kubelet), binding its role in the tenant
  *     namespace only, and deprovisions it until the namespace is gone.
- * The ServiceMonitor is not validated by the server: the test cluster has no Prometheus Operator CRDs.
+ * The ServiceMonitor is not validated by the server (the test cluster has no Prometheus Operator
+ * CRDs); test/helm-chart.test.ts checks it against the operator's CRD schema.
  */
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';

@@ -7,6 +7,7 @@ import YAML from 'yaml';
 import { runCli } from '../daemon/cli.js';
 import { apiHarness, type ApiHarness } from './helpers/api.js';
 import { gitOut } from './helpers/git-fixtures.js';
+import { spawnTenantd } from './helpers/process.js';
 
 interface Run {
   code: number;
@@ -146,4 +147,18 @@ t.test('reconcile asks for a reconcile the daemon handles; status summarises the
   await h.daemon.whenIdle();
   const after = await cli(['status']);
   t.match(after.out, /Tenants: {4}3 \(ACTIVE 2, SUSPENDED 1\)/);
+});
+
+t.test('as a person runs it: the tenantd process prints the table on stdout and exits with the code', async (t) => {
+  const h = await apiHarness(t);
+  const env = { TENANTD_SERVER: h.api.url, TENANTD_TOKEN: 'admin' };
+  const ok = spawnTenantd(['get', 'globex', '-o', 'json'], env);
+  t.match(await ok.exited, { code: 0 }, ok.stderr());
+  t.match(JSON.parse(ok.stdout()), { tenantId: 'globex', status: 'ACTIVE' });
+  const missing = spawnTenantd(['get', 'no-such-tenant'], env);
+  t.match(await missing.exited, { code: 5 }, 'an unknown tenant is exit 5');
+  t.equal(missing.stdout(), '', 'nothing on stdout');
+  t.match(missing.stderr(), /no-such-tenant/, 'the error names it on stderr');
+  const denied = spawnTenantd(['status'], { ...env, TENANTD_TOKEN: 'wrong' });
+  t.match(await denied.exited, { code: 4 }, 'a bad token is exit 4');
 });

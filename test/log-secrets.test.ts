@@ -16,7 +16,7 @@ import { makeBareRemote } from './helpers/git-fixtures.js';
 import { startGitHttpServer } from './helpers/git-http-server.js';
 import { spawnTenantd, waitFor } from './helpers/process.js';
 
-// Real daemon processes run from source (tsx): a minute or more on a loaded 2-core machine.
+// Real daemon processes through the TypeScript loader: minutes on a loaded 2-core machine.
 t.setTimeout(600_000);
 
 const GIT_TOKEN = 'git-token-0123456789abcdef';

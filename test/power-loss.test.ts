@@ -13,7 +13,7 @@ import { PowerCutFs } from './helpers/power-cut-fs.js';
 import { spawnScript, waitFor, type DaemonProcess } from './helpers/process.js';
 import { tenantYaml } from './helpers/tenants.js';
 
-// Real daemon processes run from source (tsx): a minute or more on a loaded 2-core machine.
+// Real daemon processes through the TypeScript loader: minutes on a loaded 2-core machine.
 t.setTimeout(600_000);
 
 const COUNT = 30;

@@ -1,10 +1,10 @@
-/** `npm run bench` from source (bench/run.ts through the tests' TypeScript loader, tsx), for the smoke tests. */
+/** `npm run bench` from source (bench/run.ts through tap's TypeScript loader), for the smoke tests. */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { tsLoader } from './process.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const tsLoader = pathToFileURL(path.join(root, 'node_modules/@tapjs/typescript/dist/esm/import.mjs')).href;
 
 export function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

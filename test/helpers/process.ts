@@ -3,10 +3,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-// tsx (esbuild) rather than tap's ts-node loader for child processes: a daemon process starts about
-// three times faster (it transpiles each module in microseconds and never typechecks; `npm test` runs
-// tsc first), and the test files that spawn daemons spend most of their time starting them.
-export const tsLoader = pathToFileURL(path.join(root, 'node_modules/tsx/dist/esm/index.mjs')).href;
+const tsLoader = pathToFileURL(path.join(root, 'node_modules/@tapjs/typescript/dist/esm/import.mjs')).href;
 
 export interface DaemonProcess {
   child: ChildProcess;
@@ -17,7 +14,7 @@ export interface DaemonProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** A real `tenantd` process (the CLI run from source through tsx). */
+/** A real `tenantd` process (the CLI run from source through tap's TypeScript loader). */
 export function spawnTenantd(args: string[], env: Record<string, string> = {}, cwd = root): DaemonProcess {
   return spawnScript(path.join(root, 'daemon/cli.ts'), args, env, cwd);
 }

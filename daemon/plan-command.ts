@@ -129,8 +129,9 @@ const objectsOf = (d: DesiredInfrastructureState | null): KubeObject[] => (d?.do
 /** `tenantd plan`: per tenant, what would be created, changed or deleted. Reads git only; touches nothing. */
 export async function planCommand(args: PlanArgs): Promise<PlanReport> {
   const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'tenantd-plan-'));
+  let git: GitStore | undefined;
   try {
-    const git = await GitStore.open({ repo: args.repo, dataDir: scratch, branch: args.branch });
+    git = await GitStore.open({ repo: args.repo, dataDir: scratch, branch: args.branch });
     await git.sync();
     const target = await resolveRev(git, args.to);
     const after = new DesiredStateLoader(git);
@@ -192,6 +193,8 @@ export async function planCommand(args: PlanArgs): Promise<PlanReport> {
       skipped: [...after.skipped],
     };
   } finally {
+    // Its pack files stay open until closed (a FileHandle left to the GC is a warning, and an fd).
+    await git?.close().catch(() => undefined);
     await fsp.rm(scratch, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,7 @@
 import { API_VERSION, TENANT_KIND, type TenantInfrastructureDocument, type ValidationIssue } from '../core/tenant/types.js';
 import { validateTenantDocument } from '../core/tenant/validate.js';
 import { apiError, type FieldError } from './problem.js';
+import { isRecord } from '../core/is-record.js';
 
 /**
  * The API's request body is the seed's flat shape — the tenant spec's fields at the top level
@@ -9,8 +10,6 @@ import { apiError, type FieldError } from './problem.js';
  * never accept what a file could not hold.
  */
 export type TenantBody = Record<string, unknown>;
-
-const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 export function documentFromBody(tenantId: string, body: unknown): TenantInfrastructureDocument {
   if (!isRecord(body)) throw apiError('E_VALIDATION', 'the body must be a JSON object', { errors: [{ path: '', message: 'must be an object' }] });

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { TenantdError } from '../core/errors.js';
 import { ALERT_TYPES, DEFAULT_FAILED_AFTER_RETRIES, type AlertType } from '../core/notify/alert-rules.js';
+import { isRecord } from '../core/is-record.js';
 
 export const RECEIVER_FORMATS = ['webhook', 'slack'] as const;
 export type ReceiverFormat = (typeof RECEIVER_FORMATS)[number];
@@ -27,8 +28,6 @@ const RECEIVER_KEYS = ['name', 'url', 'urlFromEnv', 'format', 'alerts', 'maxPerM
 /** E_CONFIG naming the file and the field; the reason never quotes a URL (it may hold a token). */
 const bad = (file: string, field: string | null, reason: string, extra: Record<string, unknown> = {}): TenantdError =>
   new TenantdError('E_CONFIG', 'stalled', `--notifications-file ${file}${field ? `: ${field}` : ''}: ${reason}`, { file, field, reason, ...extra });
-
-const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
  * Reads the notifications file (YAML): where alerts go and when a failure is worth one.

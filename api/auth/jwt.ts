@@ -2,6 +2,7 @@ import { createHmac, createPublicKey, timingSafeEqual, verify as cryptoVerify, t
 import { promises as fsp } from 'node:fs';
 import { stalled, type TenantdError } from '../../core/errors.js';
 import { AUTH_ERROR_CODES, knownScopes, sanitizePrincipalName, type Principal } from './principal.js';
+import { isRecord } from '../../core/is-record.js';
 
 /**
  * JWT (JWS compact) verification with node:crypto only.
@@ -41,8 +42,6 @@ export const MAX_JWT_LENGTH = 8192;
 
 const invalid = (reason: string, message: string, data: Record<string, unknown> = {}): TenantdError =>
   stalled(AUTH_ERROR_CODES.invalid, message, { reason, ...data });
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Three base64url segments separated by dots (a JWS compact serialization). */
 export const looksLikeJwt = (token: string): boolean => {

@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { stalled } from '../../core/errors.js';
 import { AUTH_ERROR_CODES, SCOPES, isScope, sanitizePrincipalName, type Principal, type Scope } from './principal.js';
+import { isRecord } from '../../core/is-record.js';
 
 /**
  * Named API tokens, stored as hashes only.
@@ -81,8 +82,6 @@ export function parseTokenHash(value: string): TokenHash | null {
 
 const configError = (file: string, message: string, data: Record<string, unknown> = {}, cause?: unknown) =>
   stalled(AUTH_ERROR_CODES.config, `${file}: ${message}`, { file, ...data }, cause);
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Validate the parsed content of a tokens file. Every problem is E_AUTH_CONFIG naming the entry. */
 export function parseTokenFile(text: string, file: string): TokenFile {

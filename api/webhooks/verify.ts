@@ -1,5 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { stalled, type TenantdError } from '../../core/errors.js';
+import { isRecord } from '../../core/is-record.js';
 
 /**
  * Git webhook verification for GitHub, GitLab, Gitea (and Forgejo), Bitbucket (Cloud and Data
@@ -126,7 +127,6 @@ function parseBody(provider: string, headers: WebhookHeaders, body: Buffer): unk
   }
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const SAFE_ID = /^[\x21-\x7e]{1,128}$/;
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/i;
 const ZERO_SHA = /^0+$/;

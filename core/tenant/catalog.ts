@@ -1,5 +1,6 @@
 import catalogData from './catalog-data.json' with { type: 'json' };
 import { CLOUD_PROVIDERS, type CloudProvider, type Tier } from './types.js';
+import { isRecord } from '../is-record.js';
 
 /**
  * The cloud catalogs (regions and managed-database sizes) live in one data file,
@@ -46,25 +47,24 @@ function checkedCatalog(data: unknown): CatalogData {
   const bad = (where: string): never => {
     throw new Error(`core/tenant/catalog-data.json: ${where} is malformed`);
   };
-  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
   const checkSizes = (v: unknown, where: string, retired: boolean): void => {
-    if (!isObject(v)) bad(where);
+    if (!isRecord(v)) bad(where);
     for (const [name, s] of Object.entries(v as Record<string, unknown>)) {
-      const ok = isObject(s) && typeof s['vCpu'] === 'number' && s['vCpu'] > 0 && Number.isInteger(s['memoryMiB']) && (s['memoryMiB'] as number) > 0;
+      const ok = isRecord(s) && typeof s['vCpu'] === 'number' && s['vCpu'] > 0 && Number.isInteger(s['memoryMiB']) && (s['memoryMiB'] as number) > 0;
       if (!ok || (retired && typeof s['replacement'] !== 'string')) bad(`${where}.${name}`);
     }
   };
-  if (!isObject(data) || typeof data['compiled'] !== 'string' || !isObject(data['providers'])) bad('the document');
+  if (!isRecord(data) || typeof data['compiled'] !== 'string' || !isRecord(data['providers'])) bad('the document');
   const providers = (data as { providers: Record<string, unknown> }).providers;
   for (const p of CLOUD_PROVIDERS) {
     const c = providers[p];
-    if (!isObject(c) || typeof c['service'] !== 'string' || !Array.isArray(c['sources'])) bad(p);
+    if (!isRecord(c) || typeof c['service'] !== 'string' || !Array.isArray(c['sources'])) bad(p);
     const cat = c as Record<string, unknown>;
     if (!Array.isArray(cat['regions']) || !cat['regions'].every((r) => typeof r === 'string')) bad(`${p}.regions`);
     checkSizes(cat['sizes'], `${p}.sizes`, false);
     if (!Array.isArray(cat['retiredSizes'])) bad(`${p}.retiredSizes`);
     (cat['retiredSizes'] as unknown[]).forEach((g, i) => {
-      if (!isObject(g) || typeof g['reason'] !== 'string') bad(`${p}.retiredSizes[${i}]`);
+      if (!isRecord(g) || typeof g['reason'] !== 'string') bad(`${p}.retiredSizes[${i}]`);
       checkSizes((g as Record<string, unknown>)['sizes'], `${p}.retiredSizes[${i}].sizes`, true);
     });
   }

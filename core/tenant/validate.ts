@@ -40,6 +40,7 @@ import {
   type TenantParseResult,
   type ValidationIssue,
 } from './types.js';
+import { isRecord } from '../is-record.js';
 
 /** Tenant files are small; anything this long is a mistake, and refusing it bounds parse cost. */
 export const MAX_TENANT_FILE_LENGTH = 1024 * 1024;
@@ -613,6 +614,3 @@ function oneOf<T extends string>(allowed: readonly T[], value: unknown): T | und
   return typeof value === 'string' && (allowed as readonly string[]).includes(value) ? (value as T) : undefined;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}

@@ -15,18 +15,17 @@
 import { canonicalJson, sha256Hex } from '../../core/canonical.js';
 import type { LiveObject } from './client.js';
 import { fieldsOwnedBy, projectFields } from './owned-fields.js';
-
-const isPlain = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+import { isRecord } from '../../core/is-record.js';
 
 export function applyFingerprint(obj: LiveObject, manager: string): string {
   const entries = (Array.isArray(obj.metadata.managedFields) ? (obj.metadata.managedFields as unknown[]) : [])
-    .filter((e): e is Record<string, unknown> => isPlain(e) && e.manager === manager && e.operation === 'Apply')
+    .filter((e): e is Record<string, unknown> => isRecord(e) && e.manager === manager && e.operation === 'Apply')
     .map((e) => ({ apiVersion: e.apiVersion ?? null, fieldsV1: e.fieldsV1 ?? null, subresource: e.subresource ?? null }))
     .map((e) => canonicalJson(e))
     .sort();
   const fields = fieldsOwnedBy(obj, manager);
   const owned = fields ? projectFields(obj, fields) : null;
-  if (isPlain(owned) && isPlain(owned.metadata)) delete owned.metadata.managedFields;
+  if (isRecord(owned) && isRecord(owned.metadata)) delete owned.metadata.managedFields;
   // Short is enough: it is compared with the same object's previous fingerprint, never across objects.
   return sha256Hex(canonicalJson({ entries, generation: obj.metadata.generation ?? null, owned, uid: obj.metadata.uid ?? null })).slice(0, 32);
 }

@@ -21,6 +21,7 @@ import {
 } from '@kubernetes/client-node';
 import { KeepAliveAuthentication } from './keep-alive.js';
 import type { KubeObjectRef } from '../resources/types.js';
+import { isRecord } from '../../core/is-record.js';
 
 /** A live object as the API server returns it: plain JSON. */
 export interface LiveObject {
@@ -125,10 +126,6 @@ export function linkSignals(signals: readonly AbortSignal[]): { signal: AbortSig
       listeners.length = 0;
     },
   };
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function parseJson(text: string): unknown {

@@ -4,6 +4,7 @@
  */
 import { diffPaths } from '../resources/diff.js';
 import type { LiveObject } from './client.js';
+import { isRecord } from '../../core/is-record.js';
 
 /** Metadata the server maintains: never a change tenantd made or could make. */
 const VOLATILE_METADATA = ['managedFields', 'resourceVersion', 'generation', 'uid', 'creationTimestamp', 'selfLink', 'deletionTimestamp', 'deletionGracePeriodSeconds'];
@@ -21,8 +22,6 @@ export function changedPaths(live: LiveObject, after: LiveObject): string[] {
   return diffPaths(comparable(live), comparable(after));
 }
 
-const isPlain = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
 /**
  * Paths of `desired` whose value differs at the same path in `live` (fields `live` has and `desired`
  * does not are not compared). Arrays are compared element by element when lengths match.
@@ -33,7 +32,7 @@ export function projectedDiff(desired: unknown, live: unknown): string[] {
 
 /** `live` restricted to the shape of `desired`. */
 function projectOnto(desired: unknown, live: unknown): unknown {
-  if (isPlain(desired) && isPlain(live)) {
+  if (isRecord(desired) && isRecord(live)) {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(desired)) out[k] = projectOnto(desired[k], live[k]);
     return out;

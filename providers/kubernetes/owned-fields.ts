@@ -15,20 +15,20 @@
 import { canonicalJson } from '../../core/canonical.js';
 import { diffPaths } from '../resources/diff.js';
 import type { LiveObject } from './client.js';
+import { isRecord } from '../../core/is-record.js';
 
 export interface FieldSet {
   [key: string]: FieldSet;
 }
 
-const isPlain = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const asFieldSet = (v: unknown): FieldSet => (isPlain(v) ? (v as FieldSet) : {});
+const asFieldSet = (v: unknown): FieldSet => (isRecord(v) ? (v as FieldSet) : {});
 
 /** The fields `manager` owns through server-side apply (operation Apply), merged over subresources of the main object; undefined when it owns none. */
 export function fieldsOwnedBy(obj: LiveObject | null, manager: string): FieldSet | undefined {
   const entries = obj && Array.isArray(obj.metadata.managedFields) ? (obj.metadata.managedFields as unknown[]) : [];
   let owned: FieldSet | undefined;
   for (const entry of entries) {
-    if (!isPlain(entry) || entry.manager !== manager || entry.operation !== 'Apply') continue;
+    if (!isRecord(entry) || entry.manager !== manager || entry.operation !== 'Apply') continue;
     // The status subresource is never written by tenantd's apply.
     if (typeof entry.subresource === 'string' && entry.subresource !== '') continue;
     owned = unionFields(owned ?? {}, asFieldSet(entry.fieldsV1));
@@ -58,14 +58,14 @@ function parseKey(raw: string): unknown {
 }
 
 function matchesKey(element: unknown, key: unknown): boolean {
-  if (!isPlain(element) || !isPlain(key)) return false;
+  if (!isRecord(element) || !isRecord(key)) return false;
   return Object.entries(key).every(([k, v]) => canonicalJson(element[k]) === canonicalJson(v));
 }
 
 /** The part of `value` that `fields` names: maps keep owned keys, lists owned elements in their order. */
 export function projectFields(value: unknown, fields: FieldSet): unknown {
   if (isLeaf(fields)) return value;
-  if (isPlain(value)) {
+  if (isRecord(value)) {
     const out: Record<string, unknown> = {};
     for (const [key, sub] of Object.entries(fields)) {
       if (!key.startsWith('f:')) continue;
@@ -113,7 +113,7 @@ export function ownedFieldChanges(before: LiveObject, after: LiveObject, manager
   // managedFields is metadata the server keeps: never compared as a field of the object.
   const strip = (o: LiveObject): unknown => {
     const projected = projectFields(o, fields);
-    if (isPlain(projected) && isPlain(projected.metadata)) delete projected.metadata.managedFields;
+    if (isRecord(projected) && isRecord(projected.metadata)) delete projected.metadata.managedFields;
     return projected;
   };
   return diffPaths(strip(before), strip(after));

@@ -139,7 +139,6 @@ function listNames(refs: readonly string[], max = 10): string {
 
 const stripDot = (field: string): string => field.replace(/^\./, '');
 
-
 function loadKubeConfig(opts: KubernetesProviderOptions): KubeConfig {
   if (opts.kubeConfig) return opts.kubeConfig;
   const kc = new KubeConfig();

@@ -3,14 +3,14 @@
  * `spec.template.spec.containers[0].image`, `metadata.labels['app.kubernetes.io/name']`).
  * Paths only, never values: a diff of a Secret must not leak what changed to.
  */
+import { isRecord } from '../../core/is-record.js';
+
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 function join(prefix: string, key: string): string {
   if (IDENT.test(key)) return prefix ? `${prefix}.${key}` : key;
   return `${prefix}[${JSON.stringify(key).replace(/^"|"$/g, "'")}]`;
 }
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function walk(a: unknown, b: unknown, path: string, out: string[]): void {
   if (Array.isArray(a) && Array.isArray(b)) {
@@ -21,7 +21,7 @@ function walk(a: unknown, b: unknown, path: string, out: string[]): void {
     for (let i = 0; i < a.length; i++) walk(a[i], b[i], `${path}[${i}]`, out);
     return;
   }
-  if (isPlainObject(a) && isPlainObject(b)) {
+  if (isRecord(a) && isRecord(b)) {
     const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
     for (const key of keys) walk(a[key], b[key], join(path, key), out);
     return;

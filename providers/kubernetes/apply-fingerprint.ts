@@ -14,7 +14,7 @@
  */
 import { canonicalJson, sha256Hex } from '../../core/canonical.js';
 import type { LiveObject } from './client.js';
-import { fieldsOwnedBy, projectFields } from './owned-fields.js';
+import { fieldsOwnedBy, ownedValues } from './owned-fields.js';
 import { isRecord } from '../../core/is-record.js';
 
 export function applyFingerprint(obj: LiveObject, manager: string): string {
@@ -24,8 +24,7 @@ export function applyFingerprint(obj: LiveObject, manager: string): string {
     .map((e) => canonicalJson(e))
     .sort();
   const fields = fieldsOwnedBy(obj, manager);
-  const owned = fields ? projectFields(obj, fields) : null;
-  if (isRecord(owned) && isRecord(owned.metadata)) delete owned.metadata.managedFields;
+  const owned = fields ? ownedValues(obj, fields) : null;
   // Short is enough: it is compared with the same object's previous fingerprint, never across objects.
   return sha256Hex(canonicalJson({ entries, generation: obj.metadata.generation ?? null, owned, uid: obj.metadata.uid ?? null })).slice(0, 32);
 }

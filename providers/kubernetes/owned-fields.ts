@@ -110,11 +110,12 @@ export function ownedFieldChanges(before: LiveObject, after: LiveObject, manager
   const b = fieldsOwnedBy(after, manager);
   if (!a && !b) return fallback(before, after);
   const fields = unionFields(a ?? {}, b ?? {});
-  // managedFields is metadata the server keeps: never compared as a field of the object.
-  const strip = (o: LiveObject): unknown => {
-    const projected = projectFields(o, fields);
-    if (isRecord(projected) && isRecord(projected.metadata)) delete projected.metadata.managedFields;
-    return projected;
-  };
-  return diffPaths(strip(before), strip(after));
+  return diffPaths(ownedValues(before, fields), ownedValues(after, fields));
+}
+
+/** The values of `fields` in `obj`, without managedFields: metadata the server keeps, never a field of the object. */
+export function ownedValues(obj: LiveObject, fields: FieldSet): unknown {
+  const projected = projectFields(obj, fields);
+  if (isRecord(projected) && isRecord(projected.metadata)) delete projected.metadata.managedFields;
+  return projected;
 }

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { TenantdError } from '../core/errors.js';
+import { processAlive } from '../core/process-alive.js';
 
 /**
  * One daemon per data dir: lowdb documents and the log must have a single writer. The lock file
@@ -44,20 +45,11 @@ export async function acquireDataDirLock(dataDir: string, pid = process.pid, opt
           { dataDir, lease },
         );
       }
-      if (lease === null && owner && owner !== pid && isAlive(owner)) {
+      if (lease === null && owner && owner !== pid && processAlive(owner)) {
         throw new TenantdError('E_DATA_DIR_LOCKED', 'stalled', `${dataDir} is in use by tenantd process ${owner}`, { dataDir, pid: owner });
       }
       await fsp.rm(file, { force: true });
     }
   }
   throw new TenantdError('E_DATA_DIR_LOCKED', 'stalled', `could not lock ${dataDir}`, { dataDir });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err: unknown) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -7,6 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { processAlive } from '../process-alive.js';
 
 /** Past this age a temporary clone is abandoned whoever made it (another host's pid cannot be checked). */
 export const ABANDONED_AFTER_MS = 60 * 60 * 1000;
@@ -15,22 +16,13 @@ export function cloneTmpName(base: string): string {
   return `${base}.tmp-${process.pid}-${randomBytes(4).toString('hex')}@${hostname()}`;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err: unknown) {
-    // EPERM: alive, someone else's.
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
-
 /** Whether `name` (an entry next to the mirror) is a temporary clone nobody is making any more. */
 export function isAbandonedClone(base: string, name: string, mtimeMs: number, nowMs: number): boolean {
-  const m = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.tmp-(\\d+)-[0-9a-f]+(?:@(.+))?$`).exec(name);
+  const prefix = `${base}.tmp-`;
+  const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]+(?:@(.+))?$/.exec(name.slice(prefix.length)) : null;
   if (!m) return false;
   if (nowMs - mtimeMs > ABANDONED_AFTER_MS) return true;
   // Without a host (made before names carried one) it was this host's: one daemon per data dir then.
   const host = m[2] ?? hostname();
-  return host === hostname() && !pidAlive(Number(m[1]));
+  return host === hostname() && !processAlive(Number(m[1]));
 }

@@ -1,8 +1,9 @@
 /**
  * Waits `ms`, or less when `signal` aborts: resolves either way (never rejects), so a loop that
- * sleeps between polls checks its own stop condition after waking.
+ * sleeps between polls checks its own stop condition after waking. `unref`: the wait alone does
+ * not keep the process alive (a retry that may be abandoned at shutdown).
  */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+export function abortableSleep(ms: number, signal: AbortSignal, options: { unref?: boolean } = {}): Promise<void> {
   return new Promise<void>((resolve) => {
     if (signal.aborted) {
       resolve();
@@ -14,6 +15,7 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     };
     const timer = setTimeout(done, Math.max(0, ms));
+    if (options.unref) timer.unref();
     signal.addEventListener('abort', done, { once: true });
   });
 }

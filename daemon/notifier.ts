@@ -1,3 +1,4 @@
+import { abortableSleep } from '../core/abortable-sleep.js';
 import { canonicalJson } from '../core/canonical.js';
 import { AlertRules, type Alert, type AlertType } from '../core/notify/alert-rules.js';
 import { alertSummary, type DeliveredAlert } from '../core/notify/alert-text.js';
@@ -45,18 +46,7 @@ export const fetchPost =
     return res.status;
   };
 
-export const realSleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    timer.unref?.();
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
+const unrefSleep = (ms: number, signal: AbortSignal): Promise<void> => abortableSleep(ms, signal, { unref: true });
 
 const errorName = (err: unknown): string => {
   const cause = (err as { cause?: { code?: unknown } }).cause;
@@ -109,7 +99,7 @@ export class Notifier {
   ) {
     this.queues = receivers.map((r) => new ReceiverQueue(r));
     this.post = deps.post ?? fetchPost(deps.requestTimeoutMs ?? 10_000);
-    this.sleep = deps.sleep ?? realSleep;
+    this.sleep = deps.sleep ?? unrefSleep;
     this.now = deps.now ?? Date.now;
     this.delays = deps.retryDelaysMs ?? [1000, 4000];
   }
@@ -134,7 +124,7 @@ export class Notifier {
   async stop(boundMs = 5000): Promise<number> {
     this.stopped = true;
     const bound = new AbortController();
-    const drained = await Promise.race([this.idle().then(() => true), realSleep(boundMs, bound.signal).then(() => false)]);
+    const drained = await Promise.race([this.idle().then(() => true), unrefSleep(boundMs, bound.signal).then(() => false)]);
     bound.abort();
     if (drained) return 0;
     const abandoned = this.queues.reduce((n, q) => n + q.pending.length + (q.running ? 1 : 0), 0);

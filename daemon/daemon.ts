@@ -100,6 +100,8 @@ export class TenantdDaemon {
     const fence = election?.fence;
     // A standby takes the data dir only once it leads (lead()).
     const releaseLock = election ? async () => undefined : await acquireDataDirLock(config.dataDir);
+    // What is already open when a later step fails is closed again: a failed open leaks no handle.
+    const opened: Array<{ close(): Promise<void> }> = [];
     try {
       const timers = deps.timers ?? realTimers;
       const now = deps.now ?? (() => new Date(timers.now()));
@@ -115,9 +117,11 @@ export class TenantdDaemon {
         ...(config.gitToken ? { token: config.gitToken } : {}),
         now,
       });
+      opened.push(git);
       const store = await TenantStateStore.open(config.dataDir, { ...(deps.fs ? { fs: deps.fs } : {}), ...(fence ? { fence, follow: true } : {}) });
       for (const d of store.discarded) publisher.publish({ type: 'StateRecordDiscarded', ...d });
       const log = await TransitionLog.open({ path: path.join(config.dataDir, 'transitions.jsonl'), ...(deps.fs ? { fs: deps.fs } : {}), ...(fence ? { fence, follow: true } : {}) });
+      opened.push(log);
       const chosen = deps.provider ?? (await createProvider(config));
       const provider = fence ? fencedProvider(chosen, fence) : chosen;
       const committer: StatusCommitter = fence
@@ -199,6 +203,7 @@ export class TenantdDaemon {
       });
       return daemon;
     } catch (err: unknown) {
+      for (const resource of opened.reverse()) await resource.close().catch(() => undefined);
       await releaseLock();
       throw err;
     }

@@ -9,6 +9,7 @@ import t from 'tap';
 import { parseCommand } from '../daemon/args.js';
 import { PLAN_COMMAND, planArgsFrom, planCommand } from '../daemon/plan-command.js';
 import { commitFiles, git, initRepo } from './helpers/git-fixtures.js';
+import { openDaemon } from './helpers/daemon.js';
 import { tenantYaml } from './helpers/tenants.js';
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -30,4 +31,26 @@ t.test('tenantd plan leaves no pack file open', async (t) => {
     t.same(report.tenants.map((x) => x.tenantId).sort(), ['acme', 'globex']);
   }
   t.equal(openFds(), before, 'as many open files after three plans as before');
+});
+
+t.test('a daemon whose start fails after the repository was opened closes it again', async (t) => {
+  const dir = t.testdir();
+  const repo = path.join(dir, 'repo');
+  await initRepo(repo);
+  await commitFiles(repo, { 'tenants/acme.yaml': tenantYaml('acme') }, 'one tenant');
+  await git(repo, ['gc', '-q', '--prune=now']);
+  const dataDir = path.join(dir, 'data');
+  // The provider is made after the repository, the records and the log are open: a kubeconfig
+  // that is not there fails the open at that step.
+  const broken = ['--provider', 'kubernetes', '--kubeconfig', path.join(dir, 'no-such-kubeconfig')];
+  await t.rejects(openDaemon(repo, dataDir, broken), { code: 'E_CONFIG' }); // warm up
+  const before = openFds();
+  for (let i = 0; i < 3; i++) await t.rejects(openDaemon(repo, dataDir, broken), { code: 'E_CONFIG' });
+  t.equal(openFds(), before, 'as many open files after three failed starts as before');
+  // And the data dir's lock went with them: a good start takes it.
+  const { daemon } = await openDaemon(repo, dataDir);
+  await daemon.start();
+  await daemon.whenIdle();
+  t.equal(daemon.store.get('acme')?.status, 'ACTIVE');
+  await daemon.stop();
 });

@@ -267,6 +267,33 @@ t.test('DeliveryLog shared by replicas: the one that takes over knows what its p
   await standby.flush();
 });
 
+t.test('DeliveryLog.reload reads the shared file only when it changed', async (t) => {
+  const file = path.join(t.testdir(), 'webhook-deliveries.json');
+  let reads = 0;
+  const counting = { ...fsp, readFile: ((...args: Parameters<typeof fsp.readFile>) => (reads++, fsp.readFile(...args))) as typeof fsp.readFile };
+  const leader = await DeliveryLog.open({ file });
+  t.notOk(leader.seen('github', 'one'));
+  await leader.flush();
+  const standby = await DeliveryLog.open({ file, fs: counting });
+  t.equal(reads, 1, 'read at open');
+  for (let i = 0; i < 5; i++) await standby.reload();
+  t.equal(reads, 1, 'five reloads of an unchanged file read nothing');
+  t.notOk(leader.seen('github', 'two'));
+  await leader.flush();
+  await standby.reload();
+  t.equal(reads, 2, 'a file the other replica rewrote is read again');
+  t.ok(standby.seen('github', 'two'), 'and what it recorded is known');
+  t.notOk(standby.seen('github', 'own'), 'the standby records one of its own');
+  await standby.flush();
+  await standby.reload();
+  t.equal(reads, 2, 'its own write is not read back');
+  t.notOk(leader.seen('github', 'three'));
+  await leader.flush();
+  await standby.reload();
+  t.ok(standby.seen('github', 'three'), 'a write by the other replica after its own is still picked up');
+  await standby.flush();
+});
+
 t.test('DeliveryLog: capacity, per-provider, in-memory, corrupt files, coalesced writes', async (t) => {
   const mem = new DeliveryLog({ capacity: 3 });
   for (const id of ['a', 'b', 'c']) t.notOk(mem.seen('github', id));

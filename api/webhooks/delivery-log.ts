@@ -7,7 +7,7 @@ import type { WebhookDelivery } from './verify.js';
 export const DELIVERY_LOG_FILE = 'webhook-deliveries.json';
 export const DEFAULT_DELIVERY_CAPACITY = 10_000;
 
-export type DeliveryLogFs = Pick<typeof fsp, 'readFile' | 'open' | 'rename' | 'rm' | 'mkdir'>;
+export type DeliveryLogFs = Pick<typeof fsp, 'readFile' | 'open' | 'rename' | 'rm' | 'mkdir' | 'stat'>;
 
 export interface DeliveryLogOptions {
   /** Persist to this JSON file (e.g. `<dataDir>/webhook-deliveries.json`); in memory only when absent. */
@@ -36,6 +36,8 @@ export class DeliveryLog {
   private readonly fs: DeliveryLogFs;
   private writing: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
+  /** Identity of the file as last read or written (inode, size, mtime); a reload of the same file reads nothing. */
+  private known: string | null = null;
   /** Set by `open` when the file existed but could not be read; the log then starts empty. */
   loadError: TenantdError | null = null;
 
@@ -55,7 +57,11 @@ export class DeliveryLog {
   private async load(file: string): Promise<void> {
     let text: string;
     try {
+      // Every write replaces the file (rename), so an unchanged identity means unchanged content.
+      const before = await this.identity(file);
+      if (before !== null && before === this.known) return;
       text = await this.fs.readFile(file, 'utf8');
+      this.known = before;
     } catch (err: unknown) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       this.loadError = stalled('E_WEBHOOK_LOG', `${file}: cannot read the delivery log`, { file }, err);
@@ -80,9 +86,15 @@ export class DeliveryLog {
     }
   }
 
+  private async identity(file: string): Promise<string | null> {
+    const st = await this.fs.stat(file);
+    return st.isFile() ? fileIdentity(st) : null;
+  }
+
   /**
-   * Adds what the file holds now. Replicas under leader election share the file: the one that
-   * takes over must know what its predecessor acknowledged, so a redelivery is not acted on twice.
+   * Adds what the file holds now (nothing is read when the file did not change since). Replicas
+   * under leader election share the file: the one that takes over must know what its predecessor
+   * acknowledged, so a redelivery is not acted on twice.
    */
   async reload(): Promise<void> {
     if (this.file) await this.load(this.file);
@@ -165,18 +177,31 @@ export class DeliveryLog {
     for (const [provider, set] of [...this.ids.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) doc.providers[provider] = [...set];
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     await this.fs.mkdir(path.dirname(file), { recursive: true });
+    let written: string | null = null;
     try {
       const fh = await this.fs.open(tmp, 'w', 0o600);
       try {
         await fh.writeFile(`${JSON.stringify(doc)}\n`, 'utf8');
         await fh.datasync();
+        const st = await fh.stat();
+        written = fileIdentity(st);
       } finally {
         await fh.close();
       }
       await this.fs.rename(tmp, file);
+      // What this process wrote holds nothing it does not know: a reload need not read it back.
+      // (The identity is the temporary file's, taken before the rename, which keeps inode, size and
+      // mtime: a file another replica renames over it afterwards is not mistaken for this one.)
+      this.known = written;
     } catch (err: unknown) {
       await this.fs.rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
   }
 }
+
+/**
+ * Inode, size and mtime: a freed inode number reused by the next write still differs in its mtime.
+ * Not ctime, which the rename itself moves.
+ */
+const fileIdentity = (st: { ino: number; size: number; mtimeMs: number }): string => `${st.ino}:${st.size}:${st.mtimeMs}`;

@@ -49,6 +49,24 @@ const HOLD_REASONS: HoldReason[] = ['threshold', 'emptyListing', 'nonFastForward
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
+let processRegistry: Registry | undefined;
+
+/**
+ * process_* and nodejs_* describe the process, not a daemon, so they are collected once per process
+ * and shared by every daemon's registry: each collection keeps an event-loop delay monitor and a GC
+ * observer alive for good, which one per daemon (tests run many) would pile up.
+ */
+function processMetrics(): Registry {
+  if (processRegistry) return processRegistry;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // prom-client names three gauges `_total`, which promtool rejects (a counter suffix); each is the
+  // sum of its per-type gauge (nodejs_active_handles{type} …), so nothing is lost.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+  processRegistry = registry;
+  return registry;
+}
+
 /**
  * Prometheus metrics, fed by the ReconciliationEventPublisher (so they never disagree with the
  * log) plus gauges read at scrape time. A registry per daemon: tests run many in one process.
@@ -56,11 +74,8 @@ const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
  * the first failure (a series born at 1 reads as no increase).
  */
 export function createMetrics(src: MetricsSources): DaemonMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  // prom-client names three gauges `_total`, which promtool rejects (a counter suffix); each is the
-  // sum of its per-type gauge (nodejs_active_handles{type} …), so nothing is lost.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+  // A new registry holding the shared process collectors (merge registers the same objects).
+  const registry = Registry.merge([processMetrics()]);
   const reconciles = new Counter({ name: 'tenantd_reconciles_total', help: 'Reconciles that ended, by result', labelNames: ['result'], registers: [registry] });
   const phaseSeconds = new Histogram({ name: 'tenantd_phase_duration_seconds', help: 'Duration of provider phases', labelNames: ['phase'], buckets: SECONDS, registers: [registry] });
   const failures = new Counter({ name: 'tenantd_phase_failures_total', help: 'Failed phases by phase and error code', labelNames: ['phase', 'code'], registers: [registry] });

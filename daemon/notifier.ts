@@ -2,11 +2,19 @@ import { abortableSleep } from '../core/abortable-sleep.js';
 import { canonicalJson } from '../core/canonical.js';
 import { AlertRules, type Alert, type AlertType } from '../core/notify/alert-rules.js';
 import { alertSummary, type DeliveredAlert } from '../core/notify/alert-text.js';
+import { retryAfterMs } from './retry-after.js';
 import type { TenantdDaemon } from './daemon.js';
 import type { NotificationsConfig, ReceiverConfig } from './notifications-config.js';
 
-/** POSTs a JSON body; resolves with the HTTP status, rejects on a network error or abort. */
-export type HttpPost = (url: string, body: string, signal: AbortSignal) => Promise<number>;
+/** What a receiver answered: its status and, when it sent one, how long it asked us to wait. */
+export interface PostResponse {
+  status: number;
+  /** From `Retry-After` (seconds or an HTTP-date), in milliseconds. */
+  retryAfterMs?: number;
+}
+
+/** POSTs a JSON body; resolves with the receiver's answer, rejects on a network error or abort. */
+export type HttpPost = (url: string, body: string, signal: AbortSignal) => Promise<PostResponse>;
 
 /** A delivery given up on. Names the receiver, never its URL (URLs carry secrets). */
 export interface DeliveryFailure {
@@ -23,13 +31,18 @@ export interface NotifierDeps {
   /** Resolves after `ms`, or at once when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => number;
-  /** Waits before the 2nd, 3rd, … attempt (default 1 s, 4 s). */
+  /** Waits before the 2nd, 3rd, … attempt (default 1 s, 4 s); a longer `Retry-After` (up to MAX_RETRY_AFTER_MS) wins. */
   retryDelaysMs?: readonly number[];
   requestTimeoutMs?: number;
   onDeliveryFailed?: (failure: DeliveryFailure) => void;
 }
 
 const MINUTE = 60_000;
+/**
+ * The longest a receiver's `Retry-After` may hold its queue before the next attempt. Slack asks
+ * for seconds; a receiver asking for an hour would otherwise hold every alert behind it that long.
+ */
+export const MAX_RETRY_AFTER_MS = MINUTE;
 
 export const fetchPost =
   (timeoutMs: number): HttpPost =>
@@ -43,7 +56,8 @@ export const fetchPost =
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
     });
     await res.body?.cancel();
-    return res.status;
+    const retryAfter = retryAfterMs(res.headers.get('retry-after'), Date.now());
+    return retryAfter === undefined ? { status: res.status } : { status: res.status, retryAfterMs: retryAfter };
   };
 
 const unrefSleep = (ms: number, signal: AbortSignal): Promise<void> => abortableSleep(ms, signal, { unref: true });
@@ -155,17 +169,19 @@ export class Notifier {
     const body = q.body(alert);
     let error = 'aborted';
     for (let attempt = 1; ; attempt++) {
+      let asked = 0;
       try {
-        const status = await this.post(q.receiver.url, body, this.abort.signal);
-        if (status >= 200 && status < 300) return null;
-        error = `HTTP ${status}`;
-        if (!retryable(status)) return { attempts: attempt, error };
+        const res = await this.post(q.receiver.url, body, this.abort.signal);
+        if (res.status >= 200 && res.status < 300) return null;
+        error = `HTTP ${res.status}`;
+        if (!retryable(res.status)) return { attempts: attempt, error };
+        asked = Math.min(res.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS);
       } catch (err: unknown) {
         error = this.abort.signal.aborted ? 'aborted' : errorName(err);
       }
       const delay = this.delays[attempt - 1];
       if (delay === undefined || this.abort.signal.aborted) return { attempts: attempt, error };
-      await this.sleep(delay, this.abort.signal);
+      await this.sleep(Math.max(delay, asked), this.abort.signal);
     }
   }
 }

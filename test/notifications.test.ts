@@ -15,7 +15,8 @@ import type { TenantStatus } from '../core/phases.js';
 import { runCli } from '../daemon/cli.js';
 import type { TenantdDaemon } from '../daemon/daemon.js';
 import { loadNotificationsConfig, type ReceiverConfig } from '../daemon/notifications-config.js';
-import { Notifier, startAlerting, type DeliveryFailure, type NotifierDeps } from '../daemon/notifier.js';
+import { MAX_RETRY_AFTER_MS, Notifier, startAlerting, type DeliveryFailure, type NotifierDeps, type PostResponse } from '../daemon/notifier.js';
+import { retryAfterMs } from '../daemon/retry-after.js';
 import { startReceiver } from './helpers/alert-receiver.js';
 import { openDaemon } from './helpers/daemon.js';
 import { ScriptedProvider } from './helpers/fake-provider.js';
@@ -161,6 +162,38 @@ t.test('delivery: retried after a 500 and a 429, not after a 400; a failure name
   t.notMatch(JSON.stringify(dead.failures), /secret-token|127\.0\.0\.1/);
 });
 
+t.test("delivery: a receiver's Retry-After is waited for when longer than the backoff, never past 60 s", async (t) => {
+  const soon = new Date(Date.now() + 30_000).toUTCString();
+  const hook = await startReceiver(t, [
+    { status: 429, headers: { 'Retry-After': '2' } },
+    { status: 503, headers: { 'Retry-After': soon } },
+    200,
+    { status: 429, headers: { 'Retry-After': '86400' } },
+    { status: 429, headers: { 'Retry-After': 'soon-ish' } },
+    200,
+  ]);
+  const waits: number[] = [];
+  const { notifier, failures } = notifierFor([receiver(hook.url)], { sleep: async (ms) => void waits.push(ms) });
+  notifier.notify(alert('a'));
+  notifier.notify(alert('b'));
+  await notifier.idle();
+  t.same(failures, []);
+  t.same(hook.received.map((r) => r.body.tenantId), ['a', 'a', 'a', 'b', 'b', 'b']);
+  t.equal(waits[0], 2000, 'Retry-After: 2 (seconds) beats the 5 ms backoff');
+  t.ok((waits[1] ?? 0) > 20_000 && (waits[1] ?? 0) <= 30_000, `an HTTP-date is waited for until then (${waits[1]} ms)`);
+  t.equal(waits[2], MAX_RETRY_AFTER_MS, 'a day is cut to the 60 s bound');
+  t.equal(waits[3], 10, 'an unreadable value keeps the backoff');
+});
+
+t.test('Retry-After: seconds, HTTP-dates, and what is not one', async (t) => {
+  const now = Date.UTC(2030, 0, 1, 12, 0, 0);
+  t.equal(retryAfterMs('120', now), 120_000);
+  t.equal(retryAfterMs(' 0 ', now), 0);
+  t.equal(retryAfterMs('Tue, 01 Jan 2030 12:00:30 GMT', now), 30_000);
+  t.equal(retryAfterMs('Tue, 01 Jan 2030 11:00:00 GMT', now), 0, 'a date in the past: at once');
+  for (const bad of [null, undefined, '', '-5', '1.5', 'soon', '12:00:30']) t.equal(retryAfterMs(bad, now), undefined, `${JSON.stringify(bad)}: not a Retry-After`);
+});
+
 t.test('delivery: over maxPerMinute, alerts are counted into the next one delivered', async (t) => {
   const hook = await startReceiver(t);
   let now = Date.UTC(2030, 0, 1);
@@ -177,7 +210,7 @@ t.test('delivery: over maxPerMinute, alerts are counted into the next one delive
 
 t.test('delivery: stop() abandons what it cannot deliver within its bound', async (t) => {
   const hook = await startReceiver(t);
-  const hang = (_url: string, _body: string, signal: AbortSignal): Promise<number> => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
+  const hang = (_url: string, _body: string, signal: AbortSignal): Promise<PostResponse> => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
   const { notifier, failures } = notifierFor([receiver(hook.url)], { post: hang });
   notifier.notify(alert('a'));
   notifier.notify(alert('b'));

@@ -8,18 +8,23 @@ export interface ReceivedRequest {
   body: Record<string, unknown>;
 }
 
+/** A status, or a status with response headers (`Retry-After`). */
+export type ScriptedAnswer = number | { status: number; headers: Record<string, string> };
+
 /**
  * An alert receiver on 127.0.0.1 (a port the OS picks): records every POST and answers with the
- * next status of `script` (200 once the script is used up).
+ * next answer of `script` (200 once the script is used up).
  */
-export async function startReceiver(t: Test, script: number[] = []): Promise<{ url: string; received: ReceivedRequest[]; script: number[] }> {
+export async function startReceiver(t: Test, script: ScriptedAnswer[] = []): Promise<{ url: string; received: ReceivedRequest[]; script: ScriptedAnswer[] }> {
   const received: ReceivedRequest[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       received.push({ path: req.url ?? '', contentType: req.headers['content-type'], body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> });
-      res.statusCode = script.shift() ?? 200;
+      const answer = script.shift() ?? 200;
+      if (typeof answer === 'number') res.statusCode = answer;
+      else res.writeHead(answer.status, answer.headers);
       res.end();
     });
   });

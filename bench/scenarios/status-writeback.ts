@@ -69,6 +69,7 @@ export async function statusWriteBack(opts: { tenants: number; repo: string; dat
   }
   await git(repo, ['count-objects']);
   writer.close();
+  await gitStore.close(); // its pack files are open handles until then
   const f = figure(ours);
   await fsp.rm(dir, { recursive: true, force: true });
   return row({

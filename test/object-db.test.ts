@@ -147,9 +147,11 @@ function chainFile(v: number): string {
 async function deltaRepo(dir: string, files = 80, versions = 40): Promise<void> {
   const first: Record<string, string> = {};
   for (let i = 0; i < files; i++) first[`tenants/${i % 4}/t${i}.yaml`] = tenantYaml(i);
-  await commitFiles(dir, first, 'many similar files');
+  // Fixed dates: the same objects on every run, so the pack git makes of them (one thread) is too.
+  const date = (v: number): string => new Date(Date.UTC(2030, 0, 1, 0, v)).toISOString();
+  await commitFiles(dir, first, 'many similar files', { date: date(0) });
   for (let v = 1; v <= versions; v++) {
-    await commitFiles(dir, { 'tenants/0/t0.yaml': tenantYaml(0, v), 'chain.txt': chainFile(v) }, `version ${v}`);
+    await commitFiles(dir, { 'tenants/0/t0.yaml': tenantYaml(0, v), 'chain.txt': chainFile(v) }, `version ${v}`, { date: date(v) });
   }
 }
 
@@ -171,7 +173,10 @@ t.test('loose-only repository: every object reads back as git has it', async (t)
 t.test('after repack -adf: OFS_DELTA chains resolve', async (t) => {
   const { dir, gitdir } = await newRepo(t);
   await deltaRepo(dir);
-  await git(dir, ['repack', '-adf', '--depth=50', '--window=250']);
+  // One thread and fixed commit dates (deltaRepo): git splits the delta search between threads,
+  // where the split falls depends on scheduling, and commits made at other times are other
+  // objects; either moved the deepest chain from run to run (10 to 15 seen).
+  await git(dir, ['repack', '-adf', '--depth=50', '--window=250', '--threads=1']);
   const [idx] = await packFiles(gitdir, '.idx');
   const entries = await verifyPack(dir, idx as string);
   const deltas = entries.filter((e) => e.depth > 0);
@@ -201,7 +206,7 @@ t.test('REF_DELTA pack made by pack-objects --no-delta-base-offset and index-pac
   const dst = await initRepo(path.join(root, 'dst.git'), { bare: true });
   const packPath = path.join(dst, 'objects', 'pack', 'incoming.pack');
   await sh(
-    `git rev-list --objects --all | git pack-objects --stdout --no-delta-base-offset --window=250 --depth=50 > '${packPath}'`,
+    `git rev-list --objects --all | git pack-objects --stdout --no-delta-base-offset --window=250 --depth=50 --threads=1 > '${packPath}'`,
     dir,
   );
   await git(dst, ['index-pack', packPath]);
@@ -220,7 +225,7 @@ t.test('REF_DELTA pack made by pack-objects --no-delta-base-offset and index-pac
 t.test('idx v1, and idx v2 with every offset in the 8-byte table', async (t) => {
   const { root, dir, gitdir } = await newRepo(t, 'src');
   await deltaRepo(dir, 40, 20);
-  await git(dir, ['repack', '-adf', '--depth=50', '--window=250']);
+  await git(dir, ['repack', '-adf', '--depth=50', '--window=250', '--threads=1']);
   const expected = await allObjects(dir);
   const [srcPack] = await packFiles(gitdir, '.pack');
 

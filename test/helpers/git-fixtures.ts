@@ -36,12 +36,12 @@ function gitEnv(): NodeJS.ProcessEnv {
 }
 
 /** Run native git in `dir` (asynchronously) and return stdout untrimmed. Rejects with stderr on failure. */
-export function git(dir: string, args: string[], opts: { input?: string | Buffer } = {}): Promise<string> {
+export function git(dir: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       'git',
       [...BASE_CONFIG, ...args],
-      { cwd: dir, env: gitEnv(), maxBuffer: 64 * 1024 * 1024 },
+      { cwd: dir, env: { ...gitEnv(), ...opts.env }, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (err) {
           reject(new Error(`git ${args.join(' ')} (in ${dir}) failed: ${stderr || err.message}`));
@@ -79,9 +79,10 @@ export async function initRepo(dir: string, opts: { bare?: boolean; branch?: str
 
 /**
  * Write (string) or delete (null) files in a work-tree repository and commit them with native git.
- * Returns the new commit id.
+ * Returns the new commit id. `opts.date` (e.g. `2030-01-01T00:00:00Z`) fixes the author and
+ * committer dates, so the same commits have the same ids on every run.
  */
-export async function commitFiles(dir: string, files: Record<string, string | null>, message: string): Promise<string> {
+export async function commitFiles(dir: string, files: Record<string, string | null>, message: string, opts: { date?: string } = {}): Promise<string> {
   const paths: string[] = [];
   for (const [rel, content] of Object.entries(files)) {
     const abs = path.join(dir, rel);
@@ -97,7 +98,7 @@ export async function commitFiles(dir: string, files: Record<string, string | nu
     // one `git add -A` for all paths (handles deletions), fed on stdin to avoid argv limits
     await git(dir, ['add', '-A', '--pathspec-from-file=-', '--pathspec-file-nul'], { input: paths.join('\0') });
   }
-  await git(dir, ['commit', '-q', '--allow-empty', '-m', message]);
+  await git(dir, ['commit', '-q', '--allow-empty', '-m', message], opts.date ? { env: { GIT_AUTHOR_DATE: opts.date, GIT_COMMITTER_DATE: opts.date } } : {});
   return gitOut(dir, ['rev-parse', 'HEAD']);
 }
 

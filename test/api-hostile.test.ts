@@ -5,6 +5,7 @@
 import net from 'node:net';
 import t from 'tap';
 import { apiHarness, type ApiHarness } from './helpers/api.js';
+import { waitFor } from './helpers/process.js';
 
 const T = '/api/v1/infrastructure/tenants';
 const SEED = { tier: 'professional', region: 'eastus', cloudProvider: 'AZURE', configuration: { databaseSize: 'GP_Gen5_2', storageGb: 100, enableHa: true } };
@@ -53,7 +54,7 @@ t.test('a client that never reads is dropped; one that reads gets everything and
   const h = await apiHarness(t);
   const deaf = await deafClient(h, 'reader');
   const reading = await readingClient(h, 'admin');
-  await new Promise((r) => setTimeout(r, 200));
+  await waitFor(() => h.api.events.clients === 2, 10_000, 'both event streams to be registered');
   t.equal(h.api.events.clients, 2, 'both connected');
   const before = reading.ids.length;
   let published = 0;

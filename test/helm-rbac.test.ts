@@ -156,9 +156,12 @@ t.test('the chart on a real cluster: valid objects, least RBAC for the ServiceAc
   const repo = path.join(dir, 'repo');
   await initRepo(repo);
   const examples = await exampleFiles();
-  const tenant = 'globex';
-  await commitFiles(repo, { [`tenants/${tenant}.yaml`]: examples[`tenants/${tenant}.yaml`] as string }, 'one example tenant');
-  target.track(tenant);
+  // The example globex under an id of this run: test/kubernetes-daemon.test.ts reconciles the
+  // examples under their own ids on the same cluster, maybe at the same time.
+  const tenant = target.tenantId('globex');
+  const globex = (examples['tenants/globex.yaml'] as string).replace('tenantId: globex', `tenantId: ${tenant}`);
+  t.not(globex, examples['tenants/globex.yaml'], 'the example renamed');
+  await commitFiles(repo, { [`tenants/${tenant}.yaml`]: globex }, 'one example tenant');
   const kubelet = target.kubelet();
   const port = await freePort();
   const deploymentEnv = Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));

@@ -264,7 +264,8 @@ async function unmet(d: Running, e: Expectation, kept: Array<{ id: string; statu
 async function expectEventually(t: Test, d: Running, what: string, e: Expectation, kept: Array<{ id: string; status: TenantStatus }>): Promise<void> {
   let last: string[] = [];
   try {
-    await waitFor(async () => (last = await unmet(d, e, kept)).length === 0, 30_000, what);
+    // Most rows settle within a second; a restart re-reads every file (14 s seen in a loaded full run).
+    await waitFor(async () => (last = await unmet(d, e, kept)).length === 0, 120_000, what);
     t.pass(what);
   } catch (err: unknown) {
     t.fail(`${what}: ${last.length ? last.join('; ') : String(err)}`);

@@ -171,7 +171,8 @@ t.test('Verify stops promptly when the operation is aborted', async (t) => {
   const started = Date.now();
   controller.abort(new Error('a newer commit'));
   await rejectsWith(t, verifying, 'E_ABORTED');
-  t.ok(Date.now() - started < 1000, `stopped in ${Date.now() - started} ms`);
+  // The next poll is a minute away: stopping within seconds means the abort, not the poll, ended it.
+  t.ok(Date.now() - started < 10_000, `stopped in ${Date.now() - started} ms, long before the next poll`);
   // An already aborted signal does no work at all.
   proxy.clearRequests();
   await rejectsWith(t, h.provider.apply(h.ctx(doc, { signal: controller.signal })), 'E_ABORTED');

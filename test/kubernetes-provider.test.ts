@@ -165,9 +165,13 @@ t.test('removing a service prunes exactly its Deployment and Service', async (t)
   await applyAll(h.provider, h.ctx(two));
   // Someone else's object in the tenant namespace.
   await h.target.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'team-notes', namespace: ns(id) }, data: { a: '1' } });
+  // Including the token Secret the controller manager makes for each ServiceAccount (Kubernetes
+  // before 1.24), which would otherwise appear between the two listings below.
   await eventually('the cluster’s own objects in the namespace', async () => {
     const names = await objectsIn(h.target, ns(id));
-    return names.includes('ServiceAccount/default') && names.includes('ConfigMap/kube-root-ca.crt');
+    const accounts = names.filter((n) => n.startsWith('ServiceAccount/')).map((n) => n.slice('ServiceAccount/'.length));
+    const tokened = accounts.every((a) => names.some((n) => n.startsWith(`Secret/${a}-token-`)));
+    return names.includes('ServiceAccount/default') && names.includes('ConfigMap/kube-root-ca.crt') && tokened;
   });
   const before = await objectsIn(h.target, ns(id));
 

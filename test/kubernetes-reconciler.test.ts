@@ -29,7 +29,9 @@ async function setup(t: Test, kubeConfig?: KubeConfig) {
   const publisher = new ReconciliationEventPublisher(now);
   const events: ReconciliationEvent[] = [];
   publisher.subscribe((e) => events.push(e));
-  const provider = createKubernetesProvider({ kubeConfig: kubeConfig ?? target.kubeConfig, pollIntervalMs: 100, requestTimeoutMs: 2000 });
+  // The default request timeout (30 s): a stopped server refuses at once, and a loaded or just
+  // restarted one may take more than a couple of seconds to answer, which is not the test's subject.
+  const provider = createKubernetesProvider({ kubeConfig: kubeConfig ?? target.kubeConfig, pollIntervalMs: 100 });
   t.teardown(() => provider.close?.());
   const reconciler = new InfrastructureReconciler({ provider, store, log, publisher, backoff: { baseMs: 1000, capMs: 8000 }, now, random: () => 0.5 });
   return { target, clock, store, log, events, reconciler };

@@ -43,8 +43,10 @@ t.test('a leader cut off from the API server stops writing at its renew deadline
   t.comment(`replica-a stopped leading ${stoppedMs} ms after it was cut off (renew deadline ${RENEW_S} s)`);
   t.ok(stoppedMs < LEASE_S * 1000 + 3000, 'at about the renew deadline, before the lease could expire elsewhere');
   t.equal((await readyz(a))?.role?.role, 'standby', 'it says so on /readyz');
-  // Anything it had in flight was stopped by the fence; from here on the data dir must not change.
-  await new Promise((r) => setTimeout(r, 1000));
+  // Nothing starts after the renew deadline (the fence); a write already in flight then has until
+  // the lease could expire elsewhere (lease duration − renew deadline) to land. From there on the
+  // data dir must not change.
+  await new Promise((r) => setTimeout(r, (LEASE_S - RENEW_S) * 1000));
   const fenced = await snapshot(dataDir, repo);
   t.ok((await logEntries(dataDir)).length < COUNT * PHASES.length, `cut off mid-pass (${busy} transitions when cut, ${(await logEntries(dataDir)).length} when fenced)`);
   // Long enough for polls (1 s), retries (1–2 s) and status commits (1 s) to come round several times.

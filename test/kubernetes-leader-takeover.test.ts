@@ -44,6 +44,7 @@ t.test('the leader killed with SIGKILL mid-reconcile: the standby takes over, re
   await until('a tenant past Apply', async () => (await logEntries(dataDir)).some((e) => /\/(Deploy|Configure|Verify)$/.test(e.toState)), 180_000, a);
   await new Promise((r) => setTimeout(r, 2000));
   const headBefore = await gitOut(repo, ['rev-parse', 'main']);
+  const lastRenew = spec(await leaseOf(target, lease)).renewTime;
   a.proc.child.kill('SIGKILL');
   const killedAt = Date.now();
   await a.proc.exited;
@@ -59,11 +60,20 @@ t.test('the leader killed with SIGKILL mid-reconcile: the standby takes over, re
   await until('replica-b leads', async () => (await role(b)) === 'leader', 60_000, b);
   const takeoverMs = Date.now() - killedAt;
   t.comment(`takeover: ${takeoverMs} ms from SIGKILL of the leader to the standby leading (lease ${LEASE_S} s, renew deadline ${RENEW_S} s, retry period ${RETRY_S} s)`);
-  t.ok(takeoverMs <= TAKEOVER_BOUND_MS + 5000, `taken over within the lease duration plus one observation (${takeoverMs} ms; bound ${TAKEOVER_BOUND_MS} ms + 5 s for a loaded machine)`);
+  // Liveness only: the protocol's figure is checked on the Lease below.
+  t.ok(takeoverMs <= TAKEOVER_BOUND_MS + 30_000, `leading within a bounded time of the SIGKILL (${takeoverMs} ms)`);
   const taken = spec(await leaseOf(target, lease));
   t.equal(taken.holderIdentity, 'replica-b');
   t.equal(taken.leaseTransitions, (held.leaseTransitions ?? 0) + 1, 'one transition of the Lease');
   t.not(taken.acquireTime, held.acquireTime, 'a new acquireTime');
+  // The protocol's own figure, from the Lease: from the old leader's last renewal to the new
+  // leader's acquisition. Not earlier than a lease duration (the standby waits it out from when it
+  // saw that renewal), not later than the bound (what the wall-clock figure above adds is the new
+  // leader's start and this test's polling, which a loaded machine stretches).
+  const gapMs = Date.parse(taken.acquireTime ?? '') - Date.parse(lastRenew ?? '');
+  t.comment(`the Lease: acquired ${gapMs} ms after the last renewal replica-a wrote`);
+  t.ok(gapMs >= LEASE_S * 1000, `not taken before the lease ran out (${gapMs} ms ≥ ${LEASE_S * 1000} ms)`);
+  t.ok(gapMs <= TAKEOVER_BOUND_MS + 5000, `taken within the lease duration plus the standby's retries (${gapMs} ms; bound ${TAKEOVER_BOUND_MS} ms + 5 s for a loaded machine's timers)`);
 
   // The fleet converges under the new leader (the test now acting as kubelet).
   const kubelet = target.kubelet();

@@ -4,9 +4,9 @@
  * core/deletion/guard.ts decide, keeps the decision in `<dataDir>/deletion-guard.json` (so a hold
  * survives a restart), and answers the reconciler's question "may this tenant be deprovisioned?".
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { replaceFileDurably } from '../core/durable-replace.js';
 import {
   approvalTrailers,
   approveHold,
@@ -148,26 +148,7 @@ export class DeletionGuard {
   private async save(next: GuardState): Promise<void> {
     if (JSON.stringify(next) === JSON.stringify(this.state)) return;
     this.deps.fence?.(`the deletion guard's decision to ${this.file}`);
-    const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      const fh = await fsp.open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(`${JSON.stringify(next, null, 2)}\n`);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await fsp.rename(tmp, this.file);
-    } catch (err: unknown) {
-      await fsp.rm(tmp, { force: true });
-      throw err;
-    }
-    const dir = await fsp.open(path.dirname(this.file), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await replaceFileDurably(this.file, `${JSON.stringify(next, null, 2)}\n`);
     this.state = next;
   }
 }

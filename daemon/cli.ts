@@ -17,7 +17,9 @@ import { applyHeapPolicy } from './heap-policy.js';
 import { displayRepo, logLine } from './log-line.js';
 import { initTenantsRepo } from './init-repo.js';
 import { loadNotificationsConfig } from './notifications-config.js';
+import { ALERT_LEDGER_FILE, AlertLedger } from './alert-ledger.js';
 import { startAlerting } from './notifier.js';
+import { isFenced } from './write-fence.js';
 import { exitCodeForRemote } from './api-client.js';
 import { REMOTE_COMMANDS, runRemoteCommand } from './remote-commands.js';
 import { formatPlan, PLAN_COMMAND, planArgsFrom, planCommand } from './plan-command.js';
@@ -162,9 +164,21 @@ async function daemonCommand(config: DaemonConfig, io: CliIo): Promise<number> {
   const replica = config.leaderElection ? await openReplica(config, config.leaderElection, (level, msg, fields) => io.out(line(level, msg, fields))) : null;
   const daemon = await TenantdDaemon.open(config, { write: io.out, ...(replica ? { election: replica.deps } : {}) });
   const alerting = notifications
-    ? startAlerting(notifications, daemon, {
-        onDeliveryFailed: (f) => io.out(line('warn', `alert ${f.alert} for ${f.tenantId ?? 'the fleet'} not delivered to receiver ${f.receiver} after ${f.attempts} attempt(s): ${f.error}`, { receiver: f.receiver, alert: f.alert, tenantId: f.tenantId, attempts: f.attempts, error: f.error })),
-      })
+    ? startAlerting(
+        notifications,
+        daemon,
+        {
+          onDeliveryFailed: (f) => io.out(line('warn', `alert ${f.alert} for ${f.tenantId ?? 'the fleet'} not delivered to receiver ${f.receiver} after ${f.attempts} attempt(s): ${f.error}`, { receiver: f.receiver, alert: f.alert, tenantId: f.tenantId, attempts: f.attempts, error: f.error })),
+        },
+        new AlertLedger({
+          file: path.join(config.dataDir, ALERT_LEDGER_FILE),
+          ...(replica ? { fence: replica.deps.fence } : {}),
+          // A replica that lost the Lease leaves the ledger to the next leader, which reads it anew.
+          onError: (err) => {
+            if (!isFenced(err)) io.out(line('warn', `alert ledger: ${err instanceof Error ? err.message : String(err)}`, { code: 'E_ALERT_LEDGER' }));
+          },
+        }),
+      )
     : null;
   if (notifications) io.out(line('info', `alerts to ${notifications.receivers.map((r) => `${r.name} (${r.format})`).join(', ')}`));
   const repo = config.repo ?? path.join(config.dataDir, 'tenants');

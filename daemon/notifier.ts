@@ -1,8 +1,9 @@
 import { abortableSleep } from '../core/abortable-sleep.js';
 import { canonicalJson } from '../core/canonical.js';
-import { AlertRules, type Alert, type AlertType } from '../core/notify/alert-rules.js';
+import { AlertRules, standingAfter, type Alert, type AlertType } from '../core/notify/alert-rules.js';
 import { alertSummary, type DeliveredAlert } from '../core/notify/alert-text.js';
 import { retryAfterMs } from './retry-after.js';
+import type { AlertLedger } from './alert-ledger.js';
 import type { TenantdDaemon } from './daemon.js';
 import type { NotificationsConfig, ReceiverConfig } from './notifications-config.js';
 
@@ -71,8 +72,14 @@ const errorName = (err: unknown): string => {
 const retryable = (status: number): boolean => status === 429 || status >= 500;
 
 /** One receiver's queue: sent in order, one at a time, under its rate limit. */
+interface Queued {
+  alert: Alert;
+  /** Called once: true when the receiver is done with it (delivered, given up, suppressed), false when abandoned at stop. */
+  done: (finished: boolean) => void;
+}
+
 class ReceiverQueue {
-  readonly pending: Alert[] = [];
+  readonly pending: Queued[] = [];
   running: Promise<void> | null = null;
   /** Alerts the rate limit dropped since the last delivered one, which reports their count. */
   suppressed = 0;
@@ -118,15 +125,22 @@ export class Notifier {
     this.delays = deps.retryDelaysMs ?? [1000, 4000];
   }
 
-  notify(alert: Alert): void {
-    if (this.stopped) return;
+  /**
+   * Queues `alert` for every receiver that takes its type. Resolves true once each of them is done
+   * with it (delivered, given up on after its retries, or counted as suppressed), false when it
+   * was abandoned (stop, or the notifier was already stopped): then nobody has been told.
+   */
+  notify(alert: Alert): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    const finishes: Promise<boolean>[] = [];
     for (const q of this.queues) {
       if (!q.receiver.alerts.includes(alert.type)) continue;
-      q.pending.push(alert);
+      finishes.push(new Promise<boolean>((done) => q.pending.push({ alert, done })));
       q.running ??= this.drain(q).finally(() => {
         q.running = null;
       });
     }
+    return Promise.all(finishes).then((all) => all.every(Boolean));
   }
 
   /** Resolves when every queue is empty (tests, and stop). */
@@ -142,21 +156,25 @@ export class Notifier {
     bound.abort();
     if (drained) return 0;
     const abandoned = this.queues.reduce((n, q) => n + q.pending.length + (q.running ? 1 : 0), 0);
-    for (const q of this.queues) q.pending.length = 0;
+    for (const q of this.queues) for (const entry of q.pending.splice(0)) entry.done(false);
     this.abort.abort();
     await this.idle();
     return abandoned;
   }
 
   private async drain(q: ReceiverQueue): Promise<void> {
-    for (let alert = q.pending.shift(); alert && !this.abort.signal.aborted; alert = q.pending.shift()) {
+    for (let entry = q.pending.shift(); entry && !this.abort.signal.aborted; entry = q.pending.shift()) {
+      const { alert } = entry;
       if (!q.takeSlot(this.now())) {
         q.suppressed++;
+        entry.done(true);
         continue;
       }
       const carried = q.suppressed;
       q.suppressed = 0;
       const failure = await this.deliver(q, carried ? { ...alert, suppressed: carried } : alert);
+      // Cut off by stop: not delivered, and not given up on either.
+      entry.done(failure === null || !this.abort.signal.aborted);
       if (!failure) continue;
       // The count rides on the next alert that gets through instead.
       q.suppressed += carried;
@@ -193,20 +211,50 @@ export type AlertSource = Pick<TenantdDaemon, 'publisher' | 'onStart'>;
  * Alerts from the daemon's events: rules decide what is worth telling, the notifier tells it.
  * The rules start from the records each time the daemon starts reconciling (at its start and
  * at each takeover as leader), so a restart neither repeats a Failed nor loses a Recovered.
+ * With a `ledger`, what the receivers were actually told is kept in the data dir: an alert
+ * raised and not delivered before a crash is sent by the next daemon that starts.
  */
-export function startAlerting(config: NotificationsConfig, daemon: AlertSource, deps: NotifierDeps = {}): { notifier: Notifier; stop(boundMs?: number): Promise<number> } {
+export function startAlerting(
+  config: NotificationsConfig,
+  daemon: AlertSource,
+  deps: NotifierDeps = {},
+  ledger?: AlertLedger,
+): { notifier: Notifier; stop(boundMs?: number): Promise<number> } {
   const rules = new AlertRules({ failedAfterRetries: config.failedAfterRetries });
   const notifier = new Notifier(config.receivers, deps);
-  const unseed = daemon.onStart((records) => rules.seed(records));
+  // Ledger updates not made yet: stop waits for them, so what was delivered is recorded as told.
+  const recording = new Set<Promise<void>>();
+  const send = (alert: Alert): void => {
+    const standing = standingAfter(alert);
+    const done = notifier.notify(alert).then((told) => {
+      if (told && standing && alert.tenantId !== null) ledger?.record(alert.tenantId, standing);
+    });
+    recording.add(done);
+    void done.finally(() => recording.delete(done));
+  };
+  const unseed = daemon.onStart((records) => {
+    const told = ledger?.read() ?? undefined;
+    const catchUp = rules.seed(records, told);
+    if (ledger) {
+      // What stays true of the ledger: its entries for tenants that still have a record; on a first
+      // start (no ledger yet) the records themselves, as they were taken as told.
+      const ids = new Set(records.map((r) => r.tenantId));
+      ledger.reset(told ? new Map([...told].filter(([id]) => ids.has(id))) : rules.standings());
+    }
+    for (const alert of catchUp) send(alert);
+  });
   const unsubscribe = daemon.publisher.subscribe((event) => {
-    for (const alert of rules.feed(event)) notifier.notify(alert);
+    for (const alert of rules.feed(event)) send(alert);
   });
   return {
     notifier,
-    stop: (boundMs) => {
+    stop: async (boundMs) => {
       unseed();
       unsubscribe();
-      return notifier.stop(boundMs);
+      const abandoned = await notifier.stop(boundMs);
+      await Promise.all(recording);
+      await ledger?.flush();
+      return abandoned;
     },
   };
 }

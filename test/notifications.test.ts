@@ -10,8 +10,9 @@ import t, { type Test } from 'tap';
 import { SimulatedClock } from '../bench/lib/sim-clock.js';
 import { TenantdError } from '../core/errors.js';
 import type { ReconciliationEvent, ReconciliationEventInput } from '../core/events/events.js';
-import { AlertRules, type Alert, type StandingRecord } from '../core/notify/alert-rules.js';
+import { AlertRules, standingAfter, type Alert, type Standing, type StandingRecord } from '../core/notify/alert-rules.js';
 import type { TenantStatus } from '../core/phases.js';
+import { ALERT_LEDGER_FILE, AlertLedger } from '../daemon/alert-ledger.js';
 import { runCli } from '../daemon/cli.js';
 import type { TenantdDaemon } from '../daemon/daemon.js';
 import { loadNotificationsConfig, type ReceiverConfig } from '../daemon/notifications-config.js';
@@ -95,6 +96,40 @@ t.test('rules: seed() starts from the records, sends nothing, and forgets what w
   const strict = new AlertRules({ failedAfterRetries: 5 });
   strict.seed([{ tenantId: 'failing', status: 'FAILED', retry: retry(3, next) }]);
   t.same(names(run(strict, [...failedAttempt('failing', 5)])), ['Failed failing'], 'attempts count against the configured failedAfterRetries');
+});
+
+t.test('rules: seed() with what the receivers were told catches up on alerts lost in a crash', async (t) => {
+  const retry = (attempt: number, nextAttemptAt: string | null, kind = 'retryable'): StandingRecord['retry'] => ({ attempt, nextAttemptAt, lastError: { code: 'E_PROVIDER', kind, message: 'no', phase: 'Apply' } });
+  const next = '2030-01-01T01:00:00.000Z';
+  const at = '2030-01-01T00:30:00.000Z';
+  const records: StandingRecord[] = [
+    { tenantId: 'lost-failed', status: 'FAILED', retry: retry(3, next), updatedAt: at },
+    { tenantId: 'lost-stalled', status: 'FAILED', retry: retry(1, null), updatedAt: at },
+    { tenantId: 'lost-invalid', status: 'INVALID', retry: null, hold: { reason: 'InvalidSpec', message: 'tenants/lost-invalid.yaml: spec.tier: must be one of …' }, updatedAt: at },
+    { tenantId: 'lost-recovered', status: 'ACTIVE', retry: null, updatedAt: at },
+    { tenantId: 'told-failing', status: 'FAILED', retry: retry(4, next), updatedAt: at },
+    { tenantId: 'worse', status: 'FAILED', retry: retry(2, null), updatedAt: at },
+    { tenantId: 'waiting', status: 'PROVISIONING', retry: retry(6, next, 'waiting'), updatedAt: at },
+    { tenantId: 'fine', status: 'ACTIVE', retry: null, updatedAt: at },
+  ];
+  const told = new Map<string, Standing>([
+    ['lost-recovered', 'failing'],
+    ['told-failing', 'failing'],
+    ['worse', 'failing'],
+    ['waiting', 'failing'],
+  ]);
+  const rules = new AlertRules();
+  const caught = rules.seed(records, told);
+  t.same(names(caught), ['Failed lost-failed', 'Stalled lost-stalled', 'Invalid lost-invalid', 'Recovered lost-recovered', 'Stalled worse'], 'one alert for each tenant that stands elsewhere than it was told');
+  t.match(caught[0], { code: 'E_PROVIDER', reason: 'ProviderFailed', attempt: 3, time: at, message: /^Apply failed: no \(attempt 3, next at 2030-01-01T01:00:00\.000Z\)$/ });
+  t.match(caught[1], { message: /not retried: a person must act/ });
+  t.match(caught[2], { reason: 'InvalidSpec', message: /spec\.tier/ }, 'the hold says why it is invalid');
+  t.match(caught[3], { reason: 'ACTIVE', message: /after being failing/ });
+  t.same(rules.standings(), new Map([['lost-failed', 'failing'], ['lost-stalled', 'stalled'], ['lost-invalid', 'invalid'], ['told-failing', 'failing'], ['worse', 'stalled'], ['waiting', 'failing']]), 'waiting on a dependency stays where it was told');
+  t.same(names(run(rules, failedAttempt('lost-failed', 4))), [], 'and from there on, no second Failed');
+  t.same(names(run(rules, [statusTo('waiting', 'ACTIVE', 'PROVISIONING')])), ['Recovered waiting'], 'the one that waited gets its Recovered when healthy');
+  t.same(new AlertRules().seed(records), [], 'without a ledger the records are taken as told');
+  t.same(standingAfter({ type: 'DeletionHeld' }), null, 'fleet alerts leave no tenant standing');
 });
 
 t.test('rules: one alert per deletion hold and one when it ends, for the fleet', async (t) => {
@@ -347,8 +382,8 @@ t.test('a real daemon: each failing, stalled or invalid tenant reaches the recei
   t.equal(hook.received.length, 7, 'and nothing else');
 });
 
-for (const how of ['restart', 'takeover'] as const) {
-  t.test(`a ${how}: a tenant failing before it gets its Recovered from the next daemon, and no second Failed`, async (t) => {
+for (const [how, withLedger] of [['restart', false], ['takeover', false], ['restart', true], ['takeover', true]] as const) {
+  t.test(`a ${how}${withLedger ? ' (alert ledger)' : ''}: a tenant failing before it gets its Recovered from the next daemon, and no second Failed`, async (t) => {
     const dir = t.testdir();
     const repo = path.join(dir, 'repo');
     const data = path.join(dir, 'data');
@@ -366,10 +401,12 @@ for (const how of ['restart', 'takeover'] as const) {
       if (ctx.tenantId === 'stuck') throw new TenantdError('E_QUOTA_EXCEEDED', 'stalled', 'quota exceeded');
     };
     const got = (): string[] => hook.received.map((r) => `${r.body.type as string} ${r.body.tenantId as string}`);
+    // Each daemon its own ledger object on the shared data dir, as two processes would have.
+    const ledger = (): AlertLedger | undefined => (withLedger ? new AlertLedger({ file: path.join(data, ALERT_LEDGER_FILE) }) : undefined);
     const openSecond = async (): Promise<{ daemon: TenantdDaemon; alerting: ReturnType<typeof startAlerting> }> => {
       const election = { fence: () => undefined, holdsLease: () => true, lease: 'tenantd/test', identity: 'second' };
       const { daemon } = await openDaemon(repo, data, flags, { provider, timers: clock, random: prng(8), ...(how === 'takeover' ? { election } : {}) });
-      const alerting = startAlerting(config, daemon, { retryDelaysMs: [5, 10] });
+      const alerting = startAlerting(config, daemon, { retryDelaysMs: [5, 10] }, ledger());
       t.teardown(async () => {
         await daemon.stop();
         await alerting.stop();
@@ -381,7 +418,7 @@ for (const how of ['restart', 'takeover'] as const) {
     if (standby) await standby.daemon.startStandby();
 
     const first = (await openDaemon(repo, data, flags, { provider, timers: clock, random: prng(7) })).daemon;
-    const firstAlerting = startAlerting(config, first, { retryDelaysMs: [5, 10] });
+    const firstAlerting = startAlerting(config, first, { retryDelaysMs: [5, 10] }, ledger());
     const settleFirst = async (): Promise<void> => {
       await first.queue.whenIdle();
       await first.status.settled();
@@ -412,6 +449,75 @@ for (const how of ['restart', 'takeover'] as const) {
     t.same([...got().slice(3)].sort(), ['Recovered broken', 'Recovered flaky'], 'the second daemon: one Recovered each, no second Failed, stuck still stalled and silent');
   });
 }
+
+t.test('the alert ledger: what was told survives a restart; a missing or broken file means "take the records as told"', async (t) => {
+  const dir = t.testdir({ 'broken.json': '{"told": [1]}' });
+  const file = path.join(dir, ALERT_LEDGER_FILE);
+  const errors: unknown[] = [];
+  const ledger = new AlertLedger({ file, onError: (e) => errors.push(e) });
+  t.equal(ledger.read(), null, 'no file yet');
+  ledger.reset(new Map<string, Standing>([['a', 'failing'], ['b', 'ok']]));
+  ledger.record('c', 'invalid');
+  ledger.record('a', 'ok');
+  ledger.record('d', 'stalled');
+  await ledger.flush();
+  t.same(JSON.parse(await fsp.readFile(file, 'utf8')), { version: 1, told: { c: 'invalid', d: 'stalled' } }, 'only tenants in trouble, sorted');
+  t.same(new AlertLedger({ file }).read(), new Map([['c', 'invalid'], ['d', 'stalled']]), 'read back by the next daemon');
+  t.equal(new AlertLedger({ file: path.join(dir, 'broken.json'), onError: (e) => errors.push(e) }).read(), null, 'a broken file starts over from the records');
+  t.equal(errors.length, 1, 'and says so');
+  t.same(await fsp.readdir(dir), ['alerts-told.json', 'broken.json'], 'no temporary file left');
+
+  const refused: unknown[] = [];
+  const fenced = new AlertLedger({ file, fence: () => { throw new TenantdError('E_NOT_LEADER', 'waiting', 'not the leader'); }, onError: (e) => refused.push(e) });
+  fenced.record('e', 'failing');
+  await fenced.flush();
+  t.match(refused, [{ code: 'E_NOT_LEADER' }], 'a replica that does not lead writes nothing');
+  t.same(new AlertLedger({ file }).read(), new Map([['c', 'invalid'], ['d', 'stalled']]));
+});
+
+t.test('an alert raised and not delivered before the daemon stopped is sent by the next one (the ledger), once', async (t) => {
+  const dir = t.testdir();
+  const repo = path.join(dir, 'repo');
+  const data = path.join(dir, 'data');
+  await initRepo(repo);
+  await commitFiles(repo, { 'tenants/stuck.yaml': tenantYaml('stuck'), 'tenants/broken.yaml': BROKEN, 'tenants/fine.yaml': tenantYaml('fine') }, 'three tenants');
+  const provider = new ScriptedProvider();
+  provider.hook = async (step, ctx) => {
+    if (step === 'apply' && ctx.tenantId === 'stuck') throw new TenantdError('E_QUOTA_EXCEEDED', 'stalled', 'quota exceeded');
+  };
+  const flags = ['--drift-interval', '0', '--gc-interval', '0'];
+  const hook = await startReceiver(t);
+  const config = { failedAfterRetries: 3, receivers: [receiver(hook.url)] };
+  const ledger = (): AlertLedger => new AlertLedger({ file: path.join(data, ALERT_LEDGER_FILE) });
+  const run = async (deps: NotifierDeps, boundMs?: number): Promise<number> => {
+    const clock = new SimulatedClock();
+    const { daemon } = await openDaemon(repo, data, flags, { provider, timers: clock, random: prng(3) });
+    const alerting = startAlerting(config, daemon, { retryDelaysMs: [5, 10], ...deps }, ledger());
+    await daemon.start();
+    await daemon.queue.whenIdle();
+    await daemon.status.settled();
+    await daemon.stop();
+    return alerting.stop(boundMs);
+  };
+  // The first daemon's receiver never answers: both alerts are raised, neither is delivered.
+  let tried = 0;
+  const hang = (_url: string, _body: string, signal: AbortSignal): Promise<PostResponse> =>
+    new Promise((_resolve, reject) => {
+      tried++;
+      signal.addEventListener('abort', () => reject(new Error('aborted')));
+    });
+  t.equal(await run({ post: hang }, 20), 2, 'two alerts abandoned at stop');
+  t.equal(tried, 1, 'the first was in flight');
+  t.same(hook.received, []);
+
+  // The next daemon: nothing new happens to these tenants, yet the receiver learns of both.
+  t.equal(await run({}), 0);
+  t.same(hook.received.map((r) => `${r.body.type as string} ${r.body.tenantId as string}`).sort(), ['Invalid broken', 'Stalled stuck'], 'each lost alert sent once, at start');
+  t.match(hook.received.find((r) => r.body.type === 'Stalled')?.body, { code: 'E_QUOTA_EXCEEDED', message: /quota exceeded/ });
+  // And the one after: told, so quiet.
+  t.equal(await run({}), 0);
+  t.equal(hook.received.length, 2, 'not sent a second time');
+});
 
 t.test('tenantd daemon --notifications-file: alerts go out, and a receiver that refuses them is a warn line without its URL', async (t) => {
   const dir = t.testdir();

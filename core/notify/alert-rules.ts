@@ -22,7 +22,23 @@ export interface Alert {
 }
 
 /** Where a tenant stands as far as a person is concerned; an alert is sent only when it changes. */
-type Standing = 'ok' | 'failing' | 'stalled' | 'invalid';
+export type Standing = 'ok' | 'failing' | 'stalled' | 'invalid';
+
+/** Where a receiver of `alert` believes its tenant stands; null for the fleet's alerts. */
+export function standingAfter(alert: Pick<Alert, 'type'>): Standing | null {
+  switch (alert.type) {
+    case 'Failed':
+      return 'failing';
+    case 'Stalled':
+      return 'stalled';
+    case 'Invalid':
+      return 'invalid';
+    case 'Recovered':
+      return 'ok';
+    default:
+      return null;
+  }
+}
 
 /** Statuses in which the tenant is where its file says: a tenant in trouble that reaches one has recovered. */
 const HEALTHY: ReadonlySet<TenantStatus> = new Set(['ACTIVE', 'DEPROVISIONED', 'SUSPENDED']);
@@ -35,7 +51,7 @@ export interface AlertRulesOptions {
 export const DEFAULT_FAILED_AFTER_RETRIES = 3;
 
 /** What seeding reads of a tenant's record: its status and the retry its last error left. */
-export type StandingRecord = Pick<TenantRecord, 'tenantId' | 'status' | 'retry'>;
+export type StandingRecord = Pick<TenantRecord, 'tenantId' | 'status' | 'retry'> & Partial<Pick<TenantRecord, 'hold' | 'updatedAt'>>;
 
 /**
  * Turns reconciliation events into alerts, one per change of a tenant's standing (ok, failing,
@@ -55,15 +71,44 @@ export class AlertRules {
   /**
    * Where each tenant stands by its record, read when reconciling starts (a start, a takeover as
    * leader): a tenant that failed before then gets its Recovered, and one still failing is not
-   * told again. Sends nothing; what was held before is forgotten (another leader may have moved on).
+   * told again. What was held before is forgotten (another leader may have moved on).
+   *
+   * `told` is where the receivers were last left believing each tenant stands (absent: ok), as
+   * the alert ledger kept it. Where a record stands elsewhere, an alert was lost (raised and not
+   * delivered before a crash) or never raised: the alerts returned say so now. Without `told`
+   * (no ledger yet) the records are taken as told and nothing is returned.
    */
-  seed(records: Iterable<StandingRecord>): void {
+  seed(records: Iterable<StandingRecord>, told?: ReadonlyMap<string, Standing>): Alert[] {
     this.standing.clear();
     this.phaseFailed.clear();
+    const catchUp: Alert[] = [];
     for (const r of records) {
-      const standing = this.standingOf(r);
-      if (standing !== 'ok') this.standing.set(r.tenantId, standing);
+      const was = told ? (told.get(r.tenantId) ?? 'ok') : undefined;
+      // Waiting on a dependency says nothing new: the tenant stands where it was last told.
+      const now = was !== undefined && r.retry?.lastError.kind === 'waiting' ? was : this.standingOf(r);
+      if (now !== 'ok') this.standing.set(r.tenantId, now);
+      if (was !== undefined && was !== now) catchUp.push(sortKeysDeep(this.catchUpAlert(r, was, now)));
     }
+    return catchUp;
+  }
+
+  /** Where each tenant stands now, as far as these rules know (ok ones are absent). */
+  standings(): Map<string, Standing> {
+    return new Map(this.standing);
+  }
+
+  /** The alert `feed` would have sent for the move from `was` to `now`, built from the record. */
+  private catchUpAlert(r: StandingRecord, was: Standing, now: Standing): Alert {
+    // The record's last change is when the tenant came to stand there.
+    const base = { tenantId: r.tenantId, time: r.updatedAt ?? new Date(0).toISOString() };
+    const error = r.retry?.lastError;
+    if (now === 'ok') return { ...base, type: 'Recovered', reason: r.status, message: `${r.status} again after being ${was} (seen at start)` };
+    if (now === 'invalid') return { ...base, type: 'Invalid', reason: 'InvalidSpec', message: r.hold?.message ?? `tenants/${r.tenantId}.yaml is invalid: nothing is applied until it is fixed` };
+    if (!error) return { ...base, type: 'Stalled', reason: 'SourceUnreadable', message: `tenants/${r.tenantId}.yaml cannot be read from the repository` };
+    const what = `${error.phase ?? 'reconcile'} failed: ${error.message}`;
+    const fields = { ...base, reason: reasonForCode(error.code), code: error.code, attempt: r.retry?.attempt ?? 1 };
+    if (now === 'stalled') return { ...fields, type: 'Stalled', message: `${what} (not retried: a person must act)` };
+    return { ...fields, type: 'Failed', message: `${what} (attempt ${fields.attempt}, next at ${r.retry?.nextAttemptAt ?? 'unknown'})` };
   }
 
   /** The standing `feed` would have reached from the events that left this record. */

@@ -127,8 +127,9 @@ export class Notifier {
 
   /**
    * Queues `alert` for every receiver that takes its type. Resolves true once each of them is done
-   * with it (delivered, given up on after its retries, or counted as suppressed), false when it
-   * was abandoned (stop, or the notifier was already stopped): then nobody has been told.
+   * with it (delivered, given up on after its retries, or counted as suppressed), false when any
+   * receiver's copy was abandoned (stop, or the notifier was already stopped): the alert ledger
+   * then keeps the old standing, and the next start sends it again, to every receiver.
    */
   notify(alert: Alert): Promise<boolean> {
     if (this.stopped) return Promise.resolve(false);

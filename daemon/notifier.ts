@@ -71,13 +71,13 @@ const errorName = (err: unknown): string => {
 
 const retryable = (status: number): boolean => status === 429 || status >= 500;
 
-/** One receiver's queue: sent in order, one at a time, under its rate limit. */
 interface Queued {
   alert: Alert;
   /** Called once: true when the receiver is done with it (delivered, given up, suppressed), false when abandoned at stop. */
   done: (finished: boolean) => void;
 }
 
+/** One receiver's queue: sent in order, one at a time, under its rate limit. */
 class ReceiverQueue {
   readonly pending: Queued[] = [];
   running: Promise<void> | null = null;

@@ -99,16 +99,15 @@ export class AlertRules {
 
   /** The alert `feed` would have sent for the move from `was` to `now`, built from the record. */
   private catchUpAlert(r: StandingRecord, was: Standing, now: Standing): Alert {
+    const { tenantId } = r;
     // The record's last change is when the tenant came to stand there.
-    const base = { tenantId: r.tenantId, time: r.updatedAt ?? new Date(0).toISOString() };
-    const error = r.retry?.lastError;
-    if (now === 'ok') return { ...base, type: 'Recovered', reason: r.status, message: `${r.status} again after being ${was} (seen at start)` };
-    if (now === 'invalid') return { ...base, type: 'Invalid', reason: 'InvalidSpec', message: r.hold?.message ?? `tenants/${r.tenantId}.yaml is invalid: nothing is applied until it is fixed` };
-    if (!error) return { ...base, type: 'Stalled', reason: 'SourceUnreadable', message: `tenants/${r.tenantId}.yaml cannot be read from the repository` };
-    const what = `${error.phase ?? 'reconcile'} failed: ${error.message}`;
-    const fields = { ...base, reason: reasonForCode(error.code), code: error.code, attempt: r.retry?.attempt ?? 1 };
-    if (now === 'stalled') return { ...fields, type: 'Stalled', message: `${what} (not retried: a person must act)` };
-    return { ...fields, type: 'Failed', message: `${what} (attempt ${fields.attempt}, next at ${r.retry?.nextAttemptAt ?? 'unknown'})` };
+    const time = r.updatedAt ?? new Date(0).toISOString();
+    if (now === 'ok') return { type: 'Recovered', tenantId, time, reason: r.status, message: `${r.status} again after being ${was} (seen at start)` };
+    if (now === 'invalid') return r.hold ? { ...invalidAlert(tenantId, time), message: r.hold.message } : invalidAlert(tenantId, time);
+    const retry = r.retry;
+    if (!retry) return unreadableAlert(tenantId, time, '');
+    const { phase, code, message } = retry.lastError;
+    return failureAlert(tenantId, time, code, `${phase ?? 'reconcile'} failed: ${message}`, retry.attempt, now === 'stalled' ? null : (retry.nextAttemptAt ?? 'unknown'));
   }
 
   /** The standing `feed` would have reached from the events that left this record. */
@@ -164,21 +163,17 @@ export class AlertRules {
   }
 
   private failure(tenantId: string, time: string, code: string, message: string, attempt: number, nextAttemptAt: string | null): Alert | null {
-    if (nextAttemptAt === null) {
-      return this.move(tenantId, 'stalled', { type: 'Stalled', tenantId, time, reason: reasonForCode(code), code, message: `${message} (not retried: a person must act)`, attempt });
-    }
+    if (nextAttemptAt === null) return this.move(tenantId, 'stalled', failureAlert(tenantId, time, code, message, attempt, null));
     if (attempt < this.options.failedAfterRetries) return null;
-    return this.move(tenantId, 'failing', { type: 'Failed', tenantId, time, reason: reasonForCode(code), code, message: `${message} (attempt ${attempt}, next at ${nextAttemptAt})`, attempt });
+    return this.move(tenantId, 'failing', failureAlert(tenantId, time, code, message, attempt, nextAttemptAt));
   }
 
   private statusChanged(e: Extract<ReconciliationEvent, { type: 'StatusChanged' }>): Alert | null {
     const { tenantId, time } = e;
     const followsPhaseFailure = this.phaseFailed.delete(tenantId);
-    if (e.to === 'INVALID') return this.move(tenantId, 'invalid', { type: 'Invalid', tenantId, time, reason: 'InvalidSpec', message: `tenants/${tenantId}.yaml is invalid: nothing is applied until it is fixed` });
+    if (e.to === 'INVALID') return this.move(tenantId, 'invalid', invalidAlert(tenantId, time));
     // FAILED with no phase failure before it: the tenant's file cannot be read from git (stalled until repaired).
-    if (e.to === 'FAILED' && !followsPhaseFailure) {
-      return this.move(tenantId, 'stalled', { type: 'Stalled', tenantId, time, reason: 'SourceUnreadable', message: `tenants/${tenantId}.yaml cannot be read from the repository (${e.reason})` });
-    }
+    if (e.to === 'FAILED' && !followsPhaseFailure) return this.move(tenantId, 'stalled', unreadableAlert(tenantId, time, ` (${e.reason})`));
     if (!HEALTHY.has(e.to)) return null;
     const was = this.standing.get(tenantId) ?? 'ok';
     if (was === 'ok') return null;
@@ -196,4 +191,20 @@ export class AlertRules {
     const commit = alert.tenantId === null ? undefined : this.commits.get(alert.tenantId);
     return commit ? { ...alert, commit } : alert;
   }
+}
+
+/** Failed while it is retried (`nextAttemptAt` set), Stalled when it is not. */
+function failureAlert(tenantId: string, time: string, code: string, message: string, attempt: number, nextAttemptAt: string | null): Alert {
+  const fields = { tenantId, time, reason: reasonForCode(code), code, attempt };
+  if (nextAttemptAt === null) return { ...fields, type: 'Stalled', message: `${message} (not retried: a person must act)` };
+  return { ...fields, type: 'Failed', message: `${message} (attempt ${attempt}, next at ${nextAttemptAt})` };
+}
+
+function invalidAlert(tenantId: string, time: string): Alert {
+  return { type: 'Invalid', tenantId, time, reason: 'InvalidSpec', message: `tenants/${tenantId}.yaml is invalid: nothing is applied until it is fixed` };
+}
+
+/** The tenant's file cannot be read from git; `detail` says why when known. */
+function unreadableAlert(tenantId: string, time: string, detail: string): Alert {
+  return { type: 'Stalled', tenantId, time, reason: 'SourceUnreadable', message: `tenants/${tenantId}.yaml cannot be read from the repository${detail}` };
 }
